@@ -1,0 +1,38 @@
+"""Numbers the paper publishes (PAPER.md), as data for tests and reports."""
+
+# Table 1: multiply-adds (FLOPs in the paper), ImageNet 224x224, v1.
+TABLE1_MACS = {18: 1.8e9, 34: 3.6e9, 50: 3.8e9, 101: 7.6e9, 152: 11.3e9}
+# Parameters (weights + BN affine + fc bias) of the option-B ImageNet nets.
+IMAGENET_PARAMS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808}
+# CIFAR-10 nets (option A): exact counts, and as the paper prints them (Table 6).
+CIFAR_PARAMS = {
+    20: 269_722,
+    32: 464_154,
+    44: 658_586,
+    56: 853_018,
+    110: 1_727_962,
+    1202: 19_421_274,
+}
+CIFAR_PARAMS_PRINTED = {
+    20: "0.27M",
+    32: "0.46M",
+    44: "0.66M",
+    56: "0.85M",
+    110: "1.7M",
+    1202: "19.4M",
+}
+# Table 6: CIFAR-10 test error (%) of the ResNets (110: best of 5; mean 6.61 +- 0.16).
+TABLE6_TEST_ERR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
+# Table 2: ImageNet val top-1 error (%), 10-crop.
+TABLE2_TOP1 = {"plain18": 27.94, "resnet18": 27.88, "plain34": 28.54, "resnet34": 25.03}
+# CIFAR recipe (Section 4.2).
+CIFAR_RECIPE = {
+    "batch_size": 128,
+    "lr": 0.1,
+    "momentum": 0.9,
+    "weight_decay": 1e-4,
+    "milestones": (32_000, 48_000),
+    "iterations": 64_000,
+    "warmup_lr": 0.01,
+    "warmup_until_train_err": 80.0,
+}

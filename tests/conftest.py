@@ -1,0 +1,23 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def data_root() -> Path:
+    """The shared real data (RESLEARN_DATA_ROOT). Missing: fail in CI, skip elsewhere."""
+    root = os.environ.get("RESLEARN_DATA_ROOT")
+    if root and Path(root).is_dir():
+        return Path(root)
+    msg = f"real data not found (RESLEARN_DATA_ROOT={root!r})"
+    if os.environ.get("CI"):
+        pytest.fail(msg + " -- CI must provide ../shared/data")
+    pytest.skip(msg)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    return data_root()
