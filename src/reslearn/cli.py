@@ -48,7 +48,127 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_EXTRA_COMMANDS: list = []
+def _add_train(sub) -> None:
+    from .train.config import DataConfig, OptimConfig, RunConfig
+
+    s = sub.add_parser("train", help="train a CIFAR net with the paper's recipe")
+    s.add_argument("--model", default="resnet20", help="network name (default: resnet20)")
+    s.add_argument("--shortcut", choices=["A", "B", "C"], default=None)
+    s.add_argument("--variant", choices=["v1", "v1.5"], default=None)
+    s.add_argument("--zero-init-residual", action="store_true")
+    s.add_argument("--data-dir", default=DataConfig.data_dir)
+    s.add_argument("--no-download", action="store_true", help="fail instead of downloading")
+    s.add_argument(
+        "--val-split", type=int, default=0, help="hold out K training images (paper: 5000)"
+    )
+    s.add_argument("--normalize", choices=["pixel", "channel"], default="pixel")
+    s.add_argument("--no-augment", action="store_true")
+    s.add_argument(
+        "--out", default=None, help="run directory (default runs/<model>-s<seed>-<time>)"
+    )
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--iterations", type=int, default=None, help="default 64000, the paper's")
+    g.add_argument("--epochs", type=int, default=None)
+    s.add_argument("--batch-size", type=int, default=OptimConfig.batch_size)
+    s.add_argument("--lr", type=float, default=OptimConfig.lr)
+    s.add_argument("--warmup", choices=["auto", "on", "off"], default="auto")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto")
+    s.add_argument("--eval-every", type=int, default=0, help="iterations; 0 = one epoch")
+    s.add_argument("--checkpoint-every", type=int, default=0, help="iterations; 0 = each eval")
+    s.add_argument("--amp", choices=["auto", "bf16", "off"], default=RunConfig.amp)
+    s.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto")
+    s.add_argument("--compile", action="store_true", help="torch.compile the model")
+    s.add_argument("--progress", choices=["auto", "bar", "log", "none"], default="auto")
+    s.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run exactly")
+    s.set_defaults(fn=_cmd_train)
+
+
+def config_from_args(a: argparse.Namespace):
+    from .train.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+
+    iterations = a.iterations if a.iterations is not None else (None if a.epochs else 64_000)
+    return TrainConfig(
+        ModelConfig(a.model, a.shortcut, a.variant, a.zero_init_residual),
+        DataConfig(a.data_dir, a.val_split, a.normalize, not a.no_augment, not a.no_download),
+        OptimConfig(
+            batch_size=a.batch_size,
+            lr=a.lr,
+            iterations=iterations,
+            epochs=a.epochs,
+            warmup=a.warmup,
+        ),
+        RunConfig(
+            out=a.out,
+            seed=a.seed,
+            device=a.device,
+            eval_every=a.eval_every,
+            checkpoint_every=a.checkpoint_every,
+            amp=a.amp,
+            compile=a.compile,
+            channels_last={"auto": None, "on": True, "off": False}[a.channels_last],
+            progress=a.progress,
+        ),
+    )
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from .train import train
+
+    if a.resume:
+        run_dir = train(resume=a.resume)
+    else:
+        run_dir = train(config_from_args(a))
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+def _add_eval(sub) -> None:
+    s = sub.add_parser("eval", help="test error of a checkpoint (single 32x32 view)")
+    s.add_argument("checkpoint", help="a checkpoint file or a run directory")
+    s.add_argument("--data-dir", default=None, help="default: the run's data directory")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--batch-size", type=int, default=1000)
+    s.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    s.set_defaults(fn=_cmd_eval)
+
+
+def _cmd_eval(a: argparse.Namespace) -> int:
+    import json
+
+    from .data import load_cifar10
+    from .train.engine import SpeedSettings, evaluate, load_for_inference, select_device
+
+    device = select_device(a.device)
+    model, normalizer, ckpt = load_for_inference(a.checkpoint, device)
+    data_dir = a.data_dir or ckpt["config"]["data"]["data_dir"]
+    data = load_cifar10(data_dir, download=ckpt["config"]["data"]["download"])
+    if len(data.classes) != model.fc.out_features:
+        raise ValueError(
+            f"{data_dir!r} has {len(data.classes)} classes, the model {model.fc.out_features}"
+        )
+    res = evaluate(
+        model,
+        normalizer,
+        data.test_x,
+        data.test_y,
+        batch_size=a.batch_size,
+        speed=SpeedSettings(channels_last=True),
+        device=device,
+    )
+    res.update(model=ckpt["model_name"], iteration=ckpt["iteration"], data=data.source)
+    if a.json:
+        print(json.dumps(res))
+    else:
+        print(
+            f"{res['model']} @ iteration {res['iteration']} on {res['images']} test images "
+            f"({data.source}): top-1 error {res['top1_err']:.2f}%, "
+            f"top-5 error {res['top5_err']:.2f}%"
+        )
+    return 0
+
+
+_EXTRA_COMMANDS: list = [_add_train, _add_eval]
 
 
 def main(argv: list[str] | None = None) -> int:

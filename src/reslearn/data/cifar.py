@@ -1,0 +1,287 @@
+"""CIFAR-10 from the canonical python-pickle batches or from an image-folder tree.
+
+Both decode once into uint8 tensors (N, 3, 32, 32) that are cached on disk, keyed by
+the source files (path, size, mtime), so a second run starts in seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"  # published with the archive
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+PICKLE_DIR = "cifar-10-batches-py"
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_BATCH = "test_batch"
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp"}
+
+EXPECTED_LAYOUT = (
+    f"either DIR/{PICKLE_DIR}/{{data_batch_1..5,test_batch}} (the canonical python "
+    f"version), DIR/{{data_batch_1..5,test_batch}}, or an image-folder tree "
+    f"DIR/train/<class>/*.png|jpg and DIR/test/<class>/*.png|jpg"
+)
+
+
+class DataError(ValueError):
+    """The data set is missing, corrupt or laid out in a way we do not understand."""
+
+
+@dataclass
+class CifarArrays:
+    """Decoded CIFAR-style data: uint8 images (N, 3, 32, 32) and int64 labels (N,)."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: tuple[str, ...]
+    source: str  # human-readable: format and path
+    format: str  # "pickle" or "imagefolder"
+
+    def __post_init__(self) -> None:
+        for name in ("train", "test"):
+            x, y = getattr(self, f"{name}_x"), getattr(self, f"{name}_y")
+            if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 3:
+                raise DataError(
+                    f"{name} images must be uint8 (N, 3, H, W), got {x.dtype} {tuple(x.shape)}"
+                )
+            if len(x) != len(y) or len(x) == 0:
+                raise DataError(f"{name} split: {len(x)} images but {len(y)} labels")
+
+
+# ---------------------------------------------------------------- locating the data
+def find_source(data_dir: str | os.PathLike) -> tuple[str, Path]:
+    """Return ("pickle", dir_with_batches) or ("imagefolder", root); raise if neither."""
+    d = Path(data_dir).expanduser()
+    for cand in (d / PICKLE_DIR, d):
+        if (cand / TEST_BATCH).is_file() and all((cand / b).is_file() for b in TRAIN_BATCHES):
+            return "pickle", cand
+    if (d / "train").is_dir() and (d / "test").is_dir():
+        return "imagefolder", d
+    raise FileNotFoundError(f"no CIFAR-10 data in {str(d)!r}: expected {EXPECTED_LAYOUT}")
+
+
+# ---------------------------------------------------------------- download
+def md5sum(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download_cifar10(
+    data_dir: str | os.PathLike, url: str = CIFAR10_URL, md5: str = CIFAR10_MD5, timeout: float = 30
+) -> Path:
+    """Download the canonical archive into ``data_dir``, verify its MD5, unpack it.
+
+    The archive is written to a temporary file and only unpacked after its checksum
+    matches; unpacking goes to a temporary folder that is renamed into place, so a
+    truncated or corrupt download is never half-used.
+    """
+    d = Path(data_dir).expanduser()
+    d.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".cifar10-", suffix=".tar.gz", dir=d)
+    tmp = Path(tmp_name)
+    try:
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
+                shutil.copyfileobj(r, out)
+        except (urllib.error.URLError, OSError, TimeoutError) as e:
+            raise DataError(
+                f"CIFAR-10 is not in {str(d)!r} and downloading it from {url} failed ({e}). "
+                f"Offline? Put the data there yourself and pass --data-dir: {EXPECTED_LAYOUT}."
+            ) from e
+        got = md5sum(tmp)
+        if got != md5:
+            raise DataError(
+                f"downloaded {url} is corrupt or truncated: MD5 {got}, expected {md5}; "
+                f"nothing was unpacked, try again"
+            )
+        staging = Path(tempfile.mkdtemp(prefix=".cifar10-unpack-", dir=d))
+        try:
+            with tarfile.open(tmp, "r:gz") as tar:
+                tar.extractall(staging, filter="data")
+            if (d / PICKLE_DIR).exists():
+                shutil.rmtree(d / PICKLE_DIR)
+            os.replace(staging / PICKLE_DIR, d / PICKLE_DIR)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return d / PICKLE_DIR
+
+
+# ---------------------------------------------------------------- readers
+def _read_pickle_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, "rb") as f:
+            entry = pickle.load(f, encoding="latin1")
+        data = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
+    except Exception as e:  # truncated file, wrong format, missing keys
+        raise DataError(f"{str(path)!r} is not a readable CIFAR-10 batch: {e}") from e
+    if len(data) != len(labels):
+        raise DataError(f"{str(path)!r}: {len(data)} images but {len(labels)} labels")
+    return data, labels
+
+
+def read_pickle(d: Path) -> CifarArrays:
+    xs, ys = zip(*(_read_pickle_batch(d / b) for b in TRAIN_BATCHES))
+    tx, ty = _read_pickle_batch(d / TEST_BATCH)
+    classes = CIFAR10_CLASSES
+    meta = d / "batches.meta"
+    if meta.is_file():
+        with open(meta, "rb") as f:
+            classes = tuple(pickle.load(f, encoding="latin1")["label_names"])
+    return CifarArrays(
+        torch.from_numpy(np.concatenate(xs)),
+        torch.from_numpy(np.concatenate(ys)),
+        torch.from_numpy(tx),
+        torch.from_numpy(ty),
+        classes,
+        f"pickle:{d}",
+        "pickle",
+    )
+
+
+def _list_split(root: Path, classes: list[str]) -> list[tuple[Path, int]]:
+    items = []
+    for label, c in enumerate(classes):
+        for p in sorted((root / c).iterdir()):
+            if p.suffix.lower() in IMAGE_EXTS:
+                items.append((p, label))
+    return items
+
+
+def _decode(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        a = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    return a.transpose(2, 0, 1)  # (3, H, W)
+
+
+def read_imagefolder(root: Path, workers: int | None = None) -> CifarArrays:
+    """train/<class>/* and test/<class>/*; classes are the sorted train folder names."""
+    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    if not classes:
+        raise DataError(f"{str(root / 'train')!r} has no class folders: expected {EXPECTED_LAYOUT}")
+    test_classes = sorted(p.name for p in (root / "test").iterdir() if p.is_dir())
+    if test_classes != classes:
+        raise DataError(f"train classes {classes} differ from test classes {test_classes}")
+    out = []
+    with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 1) * 2)) as pool:
+        for split in ("train", "test"):
+            items = _list_split(root / split, classes)
+            if not items:
+                raise DataError(f"no images under {str(root / split)!r}")
+            arrays = list(pool.map(_decode, [p for p, _ in items], chunksize=256))
+            shapes = {a.shape for a in arrays}
+            if len(shapes) != 1:
+                raise DataError(f"{split} images differ in size: {sorted(shapes)[:4]}")
+            out.append(torch.from_numpy(np.stack(arrays)))
+            out.append(torch.tensor([y for _, y in items], dtype=torch.int64))
+    return CifarArrays(*out, tuple(classes), f"imagefolder:{root}", "imagefolder")
+
+
+# ---------------------------------------------------------------- cache
+def cache_dir() -> Path:
+    env = os.environ.get("RESLEARN_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "reslearn"
+
+
+def source_key(fmt: str, root: Path) -> str:
+    """A hash of every source file's relative path, size and mtime: edits invalidate it."""
+    h = hashlib.sha1(f"{fmt}:{root.resolve()}".encode())
+    files = (
+        [root / b for b in (*TRAIN_BATCHES, TEST_BATCH)]
+        if fmt == "pickle"
+        else sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+    )
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.relative_to(root)}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:20]
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    """torch.save to a temporary file, fsync, rename: a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_cifar10(
+    data_dir: str | os.PathLike = "./data/cifar10", *, download: bool = True, use_cache: bool = True
+) -> CifarArrays:
+    """Find (or download) CIFAR-10 under ``data_dir`` and return it decoded, via the cache."""
+    try:
+        fmt, root = find_source(data_dir)
+    except FileNotFoundError as e:
+        if not download:
+            raise DataError(str(e)) from None
+        download_cifar10(data_dir)
+        fmt, root = find_source(data_dir)
+    key = source_key(fmt, root) if use_cache else None
+    path = cache_dir() / f"cifar10-{key}.pt" if key else None
+    if path is not None and path.is_file():
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            return CifarArrays(**blob)
+        except Exception:  # a damaged cache is rebuilt, never trusted
+            path.unlink(missing_ok=True)
+    arrays = read_pickle(root) if fmt == "pickle" else read_imagefolder(root)
+    if path is not None:
+        try:
+            atomic_torch_save(arrays.__dict__, path)
+        except OSError:
+            pass  # an unwritable cache only costs time
+    return arrays
+
+
+def write_pickle_batch(path: Path, images: np.ndarray, labels: list[int]) -> None:
+    """Write one batch in the canonical format (for tests and for small custom sets)."""
+    entry = {
+        "batch_label": path.name,
+        "labels": list(map(int, labels)),
+        "data": images.reshape(len(images), -1),
+        "filenames": [f"{i}.png" for i in range(len(images))],
+    }
+    with open(path, "wb") as f:
+        pickle.dump(entry, f)

@@ -1,0 +1,142 @@
+import hashlib
+import io
+import tarfile
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+
+from reslearn.data import DataError, crop_flip, fit_normalizer, load_cifar10, random_crop_flip
+from reslearn.data import cifar as cifar_mod
+from reslearn.data.augment import random_crop_flip_params
+from reslearn.data.cifar import PICKLE_DIR, download_cifar10, find_source
+
+from .helpers import synthetic_images, write_imagefolder, write_pickle_cifar
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESLEARN_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_pickle_format_all_three_layouts(tmp_path):
+    root = write_pickle_cifar(tmp_path / "c10", per_batch=8, test=6)
+    for d in (root, root / PICKLE_DIR):
+        fmt, where = find_source(d)
+        assert fmt == "pickle" and where == root / PICKLE_DIR
+    a = load_cifar10(root, download=False)
+    assert a.format == "pickle"
+    assert a.train_x.shape == (40, 3, 32, 32) and a.train_x.dtype == torch.uint8
+    assert a.test_x.shape == (6, 3, 32, 32) and a.train_y.dtype == torch.int64
+    x1, y1 = synthetic_images(8, seed=1)
+    assert np.array_equal(a.train_x[:8].numpy(), x1) and a.train_y[:8].tolist() == y1.tolist()
+
+
+def test_imagefolder_format(tmp_path):
+    root = write_imagefolder(tmp_path / "imgs")
+    fmt, _ = find_source(root)
+    a = load_cifar10(root, download=False)
+    assert fmt == "imagefolder" and a.classes == ("cat", "dog", "frog")
+    assert a.train_x.shape == (9, 3, 32, 32) and a.train_y.tolist() == [0] * 3 + [1] * 3 + [2] * 3
+    # PNG is lossless: the odd-numbered files decode to exactly what was written.
+    x0, _ = synthetic_images(3, seed=0)
+    assert np.array_equal(a.train_x[1].numpy(), x0[1])
+
+
+def test_cache_is_used_and_invalidated(tmp_path):
+    root = write_pickle_cifar(tmp_path / "c10", per_batch=4, test=4)
+    a = load_cifar10(root, download=False)
+    cached = list((tmp_path / "cache").glob("cifar10-*.pt"))
+    assert len(cached) == 1
+    b = load_cifar10(root, download=False)
+    assert torch.equal(a.train_x, b.train_x)
+    # Rewrite one batch with other images: the key changes, the new pixels are read.
+    x, y = synthetic_images(4, seed=123)
+    cifar_mod.write_pickle_batch(root / PICKLE_DIR / "data_batch_1", x, y.tolist())
+    c = load_cifar10(root, download=False)
+    assert np.array_equal(c.train_x[:4].numpy(), x)
+    assert len(list((tmp_path / "cache").glob("cifar10-*.pt"))) == 2
+
+
+def test_offline_download_error_names_url_layout_and_flag(tmp_path, monkeypatch):
+    def offline(*a, **k):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(cifar_mod.urllib.request, "urlopen", offline)
+    with pytest.raises(DataError) as e:
+        load_cifar10(tmp_path / "nothing", download=True)
+    msg = str(e.value)
+    assert cifar_mod.CIFAR10_URL in msg and "--data-dir" in msg and "cifar-10-batches-py" in msg
+    assert "train/<class>" in msg
+    assert not any(p.name.endswith(".tar.gz") for p in (tmp_path / "nothing").iterdir())
+    with pytest.raises(DataError, match="no CIFAR-10 data"):
+        load_cifar10(tmp_path / "nothing", download=False)
+
+
+def _archive(tmp_path) -> bytes:
+    src = write_pickle_cifar(tmp_path / "src", per_batch=4, test=4)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(src / PICKLE_DIR, arcname=PICKLE_DIR)
+    return buf.getvalue()
+
+
+def test_download_verifies_md5_and_never_half_uses(tmp_path):
+    blob = _archive(tmp_path)
+    good = tmp_path / "good.tar.gz"
+    good.write_bytes(blob)
+    md5 = hashlib.md5(blob).hexdigest()
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(blob[: len(blob) // 2])
+    dest = tmp_path / "dest"
+    with pytest.raises(DataError, match="corrupt or truncated"):
+        download_cifar10(dest, url=truncated.as_uri(), md5=md5)
+    assert list(dest.iterdir()) == []  # nothing unpacked, no temporary left behind
+    download_cifar10(dest, url=good.as_uri(), md5=md5)
+    assert find_source(dest)[0] == "pickle"
+    assert len(load_cifar10(dest, download=False).train_x) == 20
+
+
+def test_crop_flip_per_sample_and_inside_padded_image():
+    n, pad = 64, 4
+    x = torch.arange(n * 3 * 32 * 32, dtype=torch.int64).reshape(n, 3, 32, 32)
+    g = torch.Generator().manual_seed(0)
+    dy, dx, flip = random_crop_flip_params(n, pad, g)
+    assert dy.min() >= 0 and dy.max() <= 2 * pad and dx.min() >= 0 and dx.max() <= 2 * pad
+    assert len(set(zip(dy.tolist(), dx.tolist()))) > 20  # each image its own offsets
+    assert 0 < flip.sum() < n  # and its own flip
+    out = crop_flip(x, dy, dx, flip, pad)
+    xp = torch.nn.functional.pad(x, (pad,) * 4)
+    for i in range(n):
+        ref = xp[i, :, dy[i] : dy[i] + 32, dx[i] : dx[i] + 32]
+        if flip[i]:
+            ref = ref.flip(-1)
+        assert torch.equal(out[i], ref)
+    # uint8 images keep their dtype; the seeded generator makes it reproducible.
+    u = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    a = random_crop_flip(u, generator=torch.Generator().manual_seed(1))
+    b = random_crop_flip(u, generator=torch.Generator().manual_seed(1))
+    assert a.dtype == torch.uint8 and torch.equal(a, b)
+
+
+def test_normalizers():
+    x = torch.randint(0, 256, (50, 3, 32, 32), dtype=torch.uint8)
+    pix = fit_normalizer(x, "pixel")
+    assert pix.mean.shape == (3, 32, 32)
+    assert torch.allclose(pix(x).mean(0), torch.zeros(3, 32, 32), atol=1e-5)
+    ch = fit_normalizer(x, "channel")
+    y = ch(x)
+    assert torch.allclose(y.mean((0, 2, 3)), torch.zeros(3), atol=1e-4)
+    assert torch.allclose(y.std((0, 2, 3)), torch.ones(3), atol=1e-3)
+    with pytest.raises(ValueError, match="'global'"):
+        fit_normalizer(x, "global")
+
+
+def test_shared_cifar10_jpeg(shared_data, monkeypatch):
+    monkeypatch.delenv("RESLEARN_CACHE_DIR")  # reuse the user's cache across runs
+    a = load_cifar10(shared_data / "cifar10-jpeg", download=False)
+    assert a.format == "imagefolder" and a.classes[0] == "airplane" and a.classes[-1] == "truck"
+    assert a.train_x.shape == (50_000, 3, 32, 32) and a.test_x.shape == (10_000, 3, 32, 32)
+    assert a.train_y.bincount().tolist() == [5000] * 10
+    assert a.test_y.bincount().tolist() == [1000] * 10
