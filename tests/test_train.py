@@ -68,9 +68,7 @@ def test_warmup_switches_on_training_error(tiny_data, tmp_path):
     cfg.optim.warmup_until_err = 0.0  # never below: warm-up lasts until the first milestone
     train(cfg)
     lrs = [r["lr"] for r in read_metrics(tmp_path / "w2")]
-    assert (
-        lrs[:6] == [0.01] * 6 and lrs[6] == pytest.approx(0.01) and lrs[-1] == pytest.approx(0.001)
-    )
+    assert lrs[:6] == [0.01] * 6 and lrs[6] == pytest.approx(0.01) and lrs[-1] == pytest.approx(0.001)
     # "auto" turns warm-up on for 110+ layers only.
     assert ModelConfig("resnet110").depth() == 110 and ModelConfig("resnet20").depth() == 20
 
@@ -204,9 +202,7 @@ def test_cli_train_and_eval_json(tiny_data, tmp_path, capsys):
     capsys.readouterr()
     assert cli_main(["eval", str(out), "--json", "--device", "cpu"]) == 0
     res = json.loads(capsys.readouterr().out)
-    assert (
-        res["images"] == 60 and 0 <= res["top1_err"] <= 100 and res["top5_err"] <= res["top1_err"]
-    )
+    assert res["images"] == 60 and 0 <= res["top1_err"] <= 100 and res["top5_err"] <= res["top1_err"]
     assert res["top1_err"] == pytest.approx(read_metrics(out)[-1]["test_err"])
     assert cli_main(["train", "--model", "resnet21", "--data-dir", str(tiny_data)]) == 2
     assert "6n+2" in capsys.readouterr().err

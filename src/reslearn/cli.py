@@ -58,14 +58,10 @@ def _add_train(sub) -> None:
     s.add_argument("--zero-init-residual", action="store_true")
     s.add_argument("--data-dir", default=DataConfig.data_dir)
     s.add_argument("--no-download", action="store_true", help="fail instead of downloading")
-    s.add_argument(
-        "--val-split", type=int, default=0, help="hold out K training images (paper: 5000)"
-    )
+    s.add_argument("--val-split", type=int, default=0, help="hold out K training images (paper: 5000)")
     s.add_argument("--normalize", choices=["pixel", "channel"], default="pixel")
     s.add_argument("--no-augment", action="store_true")
-    s.add_argument(
-        "--out", default=None, help="run directory (default runs/<model>-s<seed>-<time>)"
-    )
+    s.add_argument("--out", default=None, help="run directory (default runs/<model>-s<seed>-<time>)")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--iterations", type=int, default=None, help="default 64000, the paper's")
     g.add_argument("--epochs", type=int, default=None)
@@ -144,9 +140,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     data_dir = a.data_dir or ckpt["config"]["data"]["data_dir"]
     data = load_cifar10(data_dir, download=ckpt["config"]["data"]["download"])
     if len(data.classes) != model.fc.out_features:
-        raise ValueError(
-            f"{data_dir!r} has {len(data.classes)} classes, the model {model.fc.out_features}"
-        )
+        raise ValueError(f"{data_dir!r} has {len(data.classes)} classes, the model {model.fc.out_features}")
     res = evaluate(
         model,
         normalizer,
@@ -168,7 +162,125 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
-_EXTRA_COMMANDS: list = [_add_train, _add_eval]
+def _add_bench(sub) -> None:
+    s = sub.add_parser("bench", help="training/inference img/s: baseline vs reslearn's fast path")
+    s.add_argument("--models", default="resnet20,resnet56,resnet110,resnet18,resnet50")
+    s.add_argument("--device", default="auto")
+    s.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="default: 128 for CIFAR nets; 256 (CUDA) or 16 (CPU) at 224x224",
+    )
+    s.add_argument("--json", default=None, metavar="FILE", help="write the rows as JSON")
+    s.set_defaults(fn=_cmd_bench)
+
+
+def _cmd_bench(a: argparse.Namespace) -> int:
+    from .bench import format_table, run_bench, write_json
+
+    models = [m.strip() for m in a.models.split(",") if m.strip()]
+    if not models:
+        raise ValueError(f"--models is empty: {a.models!r}")
+    if a.batch_size is not None and a.batch_size < 1:
+        raise ValueError(f"--batch-size must be positive, got {a.batch_size}")
+    rows = run_bench(models, a.device, a.batch_size)
+    print(format_table(rows))
+    if a.json:
+        write_json(rows, a.json)
+    return 0
+
+
+def _csv(text: str, kind=str) -> tuple:
+    items = tuple(kind(x.strip()) for x in text.split(",") if x.strip())
+    if not items:
+        raise ValueError(f"empty list: {text!r}")
+    return items
+
+
+def _add_reproduce(sub) -> None:
+    from .reproduce.cifar import PAPER_MODELS
+
+    s = sub.add_parser("reproduce", help="train the paper's study and write its report")
+    s.add_argument("study", choices=["cifar"])
+    s.add_argument("--out", required=True, help="directory for DIR/<model>-s<seed>/ and report.md")
+    s.add_argument("--models", default=",".join(PAPER_MODELS))
+    s.add_argument("--seeds", default="1")
+    s.add_argument("--iterations", type=int, default=64_000, help="default: the paper's 64000")
+    s.add_argument("--eval-every", type=int, default=0, help="iterations; 0 = one epoch")
+    s.add_argument("--data-dir", default="./data/cifar10")
+    s.add_argument("--device", default="auto")
+    s.set_defaults(fn=_cmd_reproduce)
+
+
+def _cmd_reproduce(a: argparse.Namespace) -> int:
+    from .reproduce import reproduce_cifar
+
+    try:
+        seeds = _csv(a.seeds, int)
+    except ValueError as e:
+        raise ValueError(f"--seeds must be comma-separated integers, got {a.seeds!r}") from e
+    report = reproduce_cifar(a.out, _csv(a.models), seeds, a.iterations, a.data_dir, a.device, a.eval_every)
+    print(f"report: {report}")
+    return 0
+
+
+def _add_responses(sub) -> None:
+    s = sub.add_parser("responses", help="std of every 3x3 layer's response (paper Figure 7)")
+    s.add_argument("checkpoints", nargs="+", help="checkpoint files or run directories")
+    s.add_argument("--data-dir", default=None, help="default: each run's data directory")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--out", default=None, metavar="FILE", help="write the results as JSON")
+    s.set_defaults(fn=_cmd_responses)
+
+
+def _cmd_responses(a: argparse.Namespace) -> int:
+    import json
+
+    from .data import load_cifar10
+    from .reproduce import layer_responses
+    from .train.engine import load_for_inference, select_device
+
+    dev = select_device(a.device)
+    results = []
+    for ck in a.checkpoints:
+        model, normalizer, ckpt = load_for_inference(ck, dev)
+        cfg = ckpt["config"]["data"]
+        data = load_cifar10(a.data_dir or cfg["data_dir"], download=cfg["download"])
+        res = layer_responses(model, normalizer, data.test_x)
+        std = [v for _, v in res]
+        results.append(
+            {
+                "checkpoint": str(ck),
+                "model": ckpt["model_name"],
+                "layers": [n for n, _ in res],
+                "std": std,
+                "sorted": sorted(std, reverse=True),
+            }
+        )
+        print(f"{ckpt['model_name']} ({ck}): {len(std)} 3x3 layers, mean std {sum(std) / len(std):.3f}")
+        print("  layer order: " + " ".join(f"{v:.2f}" for v in std))
+        print("  sorted:      " + " ".join(f"{v:.2f}" for v in sorted(std, reverse=True)))
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+def _add_report(sub) -> None:
+    s = sub.add_parser("report", help="(re)build DIR/report.md and its figures from the runs in DIR")
+    s.add_argument("dir")
+    s.set_defaults(fn=_cmd_report)
+
+
+def _cmd_report(a: argparse.Namespace) -> int:
+    from .reproduce import write_report
+
+    print(f"report: {write_report(a.dir)}")
+    return 0
+
+
+_EXTRA_COMMANDS: list = [_add_train, _add_eval, _add_bench, _add_reproduce, _add_responses, _add_report]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,8 +32,7 @@ def format_summary(name: str, shortcut: str | None = None, variant: str | None =
 def format_table1() -> str:
     lines = [
         "ImageNet (224x224, option B, v1): multiply-adds (paper Table 1) and parameters",
-        f"{'net':<10}{'paper FLOPs':>13}{'ours':>10}{'diff':>8}"
-        f"{'paper params':>15}{'ours':>13}{'match':>7}",
+        f"{'net':<10}{'paper FLOPs':>13}{'ours':>10}{'diff':>8}{'paper params':>15}{'ours':>13}{'match':>7}",
     ]
     for depth, ref in paper.TABLE1_MACS.items():
         c = complexity(create_model(f"resnet{depth}"), (224, 224))

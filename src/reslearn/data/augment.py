@@ -40,9 +40,7 @@ def crop_flip(
     return xp[idx_n, idx_c, rows[:, None, :, None], cols[:, None, None, :]]
 
 
-def random_crop_flip(
-    x: torch.Tensor, pad: int = 4, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def random_crop_flip(x: torch.Tensor, pad: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
     """The paper's CIFAR augmentation (Section 4.2): pad 4, random 32x32 crop, random flip."""
     dy, dx, flip = random_crop_flip_params(len(x), pad, generator, x.device)
     return crop_flip(x, dy, dx, flip, pad)
@@ -59,9 +57,7 @@ class Normalizer(torch.nn.Module):
     def __init__(self, mean: torch.Tensor, std: torch.Tensor | None = None) -> None:
         super().__init__()
         self.register_buffer("mean", mean.float().clone())
-        self.register_buffer(
-            "std", (std if std is not None else torch.ones(3, 1, 1)).float().clone()
-        )
+        self.register_buffer("std", (std if std is not None else torch.ones(3, 1, 1)).float().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x.float() / 255.0 - self.mean) / self.std

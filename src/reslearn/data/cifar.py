@@ -68,9 +68,7 @@ class CifarArrays:
         for name in ("train", "test"):
             x, y = getattr(self, f"{name}_x"), getattr(self, f"{name}_y")
             if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 3:
-                raise DataError(
-                    f"{name} images must be uint8 (N, 3, H, W), got {x.dtype} {tuple(x.shape)}"
-                )
+                raise DataError(f"{name} images must be uint8 (N, 3, H, W), got {x.dtype} {tuple(x.shape)}")
             if len(x) != len(y) or len(x) == 0:
                 raise DataError(f"{name} split: {len(x)} images but {len(y)} labels")
 

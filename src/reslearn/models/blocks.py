@@ -44,9 +44,7 @@ class BasicBlock(nn.Module):
         self.conv2 = conv3x3(width, out_channels)
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = (
-            make_shortcut(shortcut, in_channels, out_channels, stride) if residual else None
-        )
+        self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride) if residual else None
 
     def last_bn(self) -> nn.BatchNorm2d:
         return self.bn2
@@ -93,9 +91,7 @@ class Bottleneck(nn.Module):
         self.conv3 = conv1x1(width, out_channels)
         self.bn3 = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = (
-            make_shortcut(shortcut, in_channels, out_channels, stride) if residual else None
-        )
+        self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride) if residual else None
 
     def last_bn(self) -> nn.BatchNorm2d:
         return self.bn3

@@ -86,9 +86,7 @@ def complexity(model: nn.Module, input_size: tuple[int, int] = (224, 224)) -> Co
     return Complexity(params, sum(macs.values()))
 
 
-def stage_complexity(
-    model: nn.Module, input_size: tuple[int, int] = (224, 224)
-) -> list[StageComplexity]:
+def stage_complexity(model: nn.Module, input_size: tuple[int, int] = (224, 224)) -> list[StageComplexity]:
     """Per-stage breakdown (conv1, conv2_x, ..., fc) for ``reslearn summary``."""
     macs, sizes = _count(model, tuple(input_size))
     params: dict[str, int] = {}
@@ -101,7 +99,5 @@ def stage_complexity(
         if s not in params and s not in macs:
             continue
         blocks = len(getattr(model, f"layer{int(s[4]) - 1}")) if s.endswith("_x") else 1
-        rows.append(
-            StageComplexity(s, sizes.get(s, (1, 1)), blocks, params.get(s, 0), macs.get(s, 0))
-        )
+        rows.append(StageComplexity(s, sizes.get(s, (1, 1)), blocks, params.get(s, 0), macs.get(s, 0)))
     return rows

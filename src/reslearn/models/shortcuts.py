@@ -27,8 +27,7 @@ class ZeroPadShortcut(nn.Module):
         super().__init__()
         if out_channels < in_channels:
             raise ValueError(
-                f"option A can only add channels, got in_channels={in_channels} > "
-                f"out_channels={out_channels}"
+                f"option A can only add channels, got in_channels={in_channels} > out_channels={out_channels}"
             )
         if stride not in (1, 2):
             raise ValueError(f"option A supports stride 1 or 2, got stride={stride}")
@@ -57,9 +56,7 @@ def projection(in_channels: int, out_channels: int, stride: int) -> nn.Sequentia
     )
 
 
-def make_shortcut(
-    option: str, in_channels: int, out_channels: int, stride: int
-) -> nn.Module | None:
+def make_shortcut(option: str, in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
     """Return the shortcut module for one block, or ``None`` for the identity."""
     if option not in SHORTCUT_OPTIONS:
         raise ValueError(f"shortcut must be one of {SHORTCUT_OPTIONS}, got {option!r}")

@@ -48,9 +48,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if p.is_dir():
         p = p / "last.pt"
     if not p.is_file():
-        raise ValueError(
-            f"no checkpoint at {str(path)!r} (expected a .pt file or a run dir with last.pt)"
-        )
+        raise ValueError(f"no checkpoint at {str(path)!r} (expected a .pt file or a run dir with last.pt)")
     return p
 
 

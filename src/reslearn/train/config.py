@@ -17,8 +17,7 @@ def _positive(name: str, value: Any, allow_zero: bool = False) -> None:
     ok = isinstance(value, int) and not isinstance(value, bool)
     if not ok or value < 0 or (value == 0 and not allow_zero):
         raise ValueError(
-            f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, "
-            f"got {value!r}"
+            f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}"
         )
 
 
@@ -103,12 +102,8 @@ class OptimConfig:
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         self.milestones = tuple(float(m) for m in self.milestones)
-        if any(not 0 < m < 1 for m in self.milestones) or list(self.milestones) != sorted(
-            self.milestones
-        ):
-            raise ValueError(
-                f"milestones must be increasing fractions in (0, 1), got {self.milestones}"
-            )
+        if any(not 0 < m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
+            raise ValueError(f"milestones must be increasing fractions in (0, 1), got {self.milestones}")
         _choice("warmup", self.warmup, ("auto", "on", "off"))
         _positive("warmup_check_every", self.warmup_check_every)
 

@@ -1,0 +1,315 @@
+"""``reslearn report DIR``: Figure 6, Table 6 and Figure 7 of the paper from the runs in DIR,
+with verdicts computed from the numbers and the provenance of every number."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import paper
+from ..models import create_model
+
+
+@dataclass
+class Run:
+    dir: Path
+    model: str
+    seed: int
+    config: dict
+    metrics: list[dict]
+    final: dict | None = None
+    responses: dict | None = None
+
+    @property
+    def depth(self) -> int:
+        return int(re.search(r"(\d+)$", self.model).group(1))
+
+    @property
+    def plain(self) -> bool:
+        return "plain" in self.model
+
+
+@dataclass
+class ModelSummary:
+    model: str
+    params: int
+    seeds: list[int] = field(default_factory=list)
+    test_errs: list[float] = field(default_factory=list)  # finished runs only
+    train_errs: list[float] = field(default_factory=list)  # last interval of finished runs
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.test_errs)
+
+    @property
+    def std(self) -> float:  # sample std over seeds (0 for one seed)
+        return statistics.stdev(self.test_errs) if len(self.test_errs) > 1 else 0.0
+
+    @property
+    def best(self) -> float:
+        return min(self.test_errs)
+
+    @property
+    def train_mean(self) -> float:
+        return statistics.fmean(self.train_errs)
+
+    @property
+    def paper_err(self) -> float | None:
+        if self.model.startswith("plain"):
+            return None
+        return paper.TABLE6_TEST_ERR.get(int(re.search(r"(\d+)$", self.model).group(1)))
+
+
+def _read_json(p: Path) -> dict | None:
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def collect_runs(out: str | Path) -> list[Run]:
+    runs = []
+    for d in sorted(Path(out).iterdir()):
+        cfg = _read_json(d / "config.json") if d.is_dir() else None
+        if cfg is None or not (d / "metrics.jsonl").exists():
+            continue
+        rows = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        runs.append(
+            Run(
+                d,
+                cfg["model"]["name"],
+                cfg["run"]["seed"],
+                cfg,
+                rows,
+                _read_json(d / "final.json"),
+                _read_json(d / "responses.json"),
+            )
+        )
+    return runs
+
+
+def _order(name: str) -> tuple[int, int]:
+    return (0 if "plain" in name else 1, int(re.search(r"(\d+)$", name).group(1)))
+
+
+def summarize(runs: list[Run]) -> dict[str, ModelSummary]:
+    out: dict[str, ModelSummary] = {}
+    for r in sorted(runs, key=lambda r: (_order(r.model), r.seed)):
+        if r.model not in out:
+            params = sum(p.numel() for p in create_model(r.model).parameters())
+            out[r.model] = ModelSummary(r.model, params)
+        if r.final is not None:
+            s = out[r.model]
+            s.seeds.append(r.seed)
+            s.test_errs.append(r.final["test_err"])
+            s.train_errs.append(r.final["train_err"])
+    return out
+
+
+def mean_response(runs: list[Run], model: str) -> float | None:
+    vals = [statistics.fmean(r.responses["std"]) for r in runs if r.model == model and r.responses]
+    return statistics.fmean(vals) if vals else None
+
+
+def verdicts(runs: list[Run], summary: dict[str, ModelSummary]) -> list[str]:
+    """The paper's claims, each answered from the measured numbers."""
+    done = {m: s for m, s in summary.items() if s.test_errs}
+    lines = []
+    plains = sorted((m for m in done if m.startswith("plain")), key=_order)
+    resnets = sorted((m for m in done if m.startswith("resnet")), key=_order)
+    if len(plains) >= 2:
+        a, b = done[plains[0]], done[plains[-1]]
+        yes = b.train_mean > a.train_mean
+        lines.append(
+            f"deeper plain net has higher training error: {'yes' if yes else 'no'} "
+            f"({b.model} {b.train_mean:.2f}% vs {a.model} {a.train_mean:.2f}%)"
+        )
+    else:
+        lines.append("deeper plain net has higher training error: not measured (need two plain depths)")
+    if len(resnets) >= 2:
+        a, b = done[resnets[0]], done[resnets[-1]]
+        yes = b.train_mean < a.train_mean and b.mean < a.mean
+        lines.append(
+            f"deeper ResNet has lower training/test error: {'yes' if yes else 'no'} "
+            f"({b.model} train {b.train_mean:.2f}% / test {b.mean:.2f}% vs "
+            f"{a.model} train {a.train_mean:.2f}% / test {a.mean:.2f}%)"
+        )
+    else:
+        lines.append("deeper ResNet has lower training/test error: not measured (need two ResNet depths)")
+    pairs = []
+    for m in sorted({r.model for r in runs if r.plain}, key=_order):
+        rm = m.replace("plain", "resnet")
+        p, q = mean_response(runs, m), mean_response(runs, rm)
+        if p is not None and q is not None:
+            pairs.append((m, p, rm, q))
+    if pairs:
+        yes = all(q < p for _, p, _, q in pairs)
+        detail = "; ".join(f"{rm} {q:.3f} vs {m} {p:.3f}" for m, p, rm, q in pairs)
+        lines.append(
+            f"ResNet responses smaller than plain: {'yes' if yes else 'no'} (mean std per layer: {detail})"
+        )
+    else:
+        lines.append("ResNet responses smaller than plain: not measured (need plain/ResNet pairs)")
+    return lines
+
+
+def _colors(names: list[str]) -> dict[str, str]:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"]
+    depths = sorted({int(re.search(r"(\d+)$", n).group(1)) for n in names})
+    by_depth = {d: cmap(i / max(1, len(depths) - 1) * 0.9) for i, d in enumerate(depths)}
+    return {n: by_depth[int(re.search(r"(\d+)$", n).group(1))] for n in names}
+
+
+def plot_training_curves(runs: list[Run], path: Path) -> None:
+    """Figure 6: training error (dashed) and test error (bold) vs iterations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = _colors([r.model for r in runs])
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
+    for ax, plain in zip(axes, (True, False)):
+        seen = set()
+        for r in sorted((r for r in runs if r.plain == plain), key=lambda r: _order(r.model)):
+            it = [m["iteration"] for m in r.metrics]
+            c = colors[r.model]
+            label = None if r.model in seen else r.model
+            seen.add(r.model)
+            ax.plot(it, [m["train_err"] for m in r.metrics], "--", color=c, lw=1.2)
+            te = [(m["iteration"], m["test_err"]) for m in r.metrics if m.get("test_err") is not None]
+            if not te:  # with a validation split, the held-out curve stands in
+                te = [(m["iteration"], m["val_err"]) for m in r.metrics if "val_err" in m]
+            if te:
+                ax.plot(*zip(*te), "-", color=c, lw=2.2, label=label)
+        ax.set_title("plain networks" if plain else "ResNets")
+        ax.set_xlabel("iterations")
+        ax.grid(alpha=0.3)
+        if seen:
+            ax.legend(title="dashed: training, bold: test")
+    axes[0].set_ylabel("error (%)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_responses(runs: list[Run], path: Path) -> None:
+    """Figure 7: std of each 3x3 layer's response, in layer order (top) and sorted (bottom)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with_resp = sorted((r for r in runs if r.responses), key=lambda r: (_order(r.model), r.seed))
+    colors = _colors([r.model for r in with_resp])
+    fig, axes = plt.subplots(2, 1, figsize=(10, 7.5))
+    seen = set()
+    for r in with_resp:
+        if r.model in seen:
+            continue  # one seed per model, as the paper draws it
+        seen.add(r.model)
+        std = r.responses["std"]
+        style = "--" if r.plain else "-"
+        x = range(1, len(std) + 1)
+        axes[0].plot(x, std, style, color=colors[r.model], label=r.model)
+        axes[1].plot(x, sorted(std, reverse=True), style, color=colors[r.model], label=r.model)
+    axes[0].set_xlabel("layer index (original)")
+    axes[1].set_xlabel("layer index (sorted by magnitude)")
+    for ax in axes:
+        ax.set_ylabel("std")
+        ax.grid(alpha=0.3)
+        if seen:
+            ax.legend(ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _provenance(runs: list[Run]) -> list[str]:
+    def uniq(vals) -> str:
+        return ", ".join(sorted({str(v) for v in vals if v is not None})) or "unknown"
+
+    finals = [r.final for r in runs if r.final]
+    sources = {f.get("data_source") for f in finals} | {
+        r.config["data"]["data_dir"] for r in runs if not r.final
+    }
+    lines = [
+        f"- runs: {len(runs)} ({len(finals)} finished), models: "
+        f"{', '.join(sorted({r.model for r in runs}, key=_order))}",
+        f"- iterations: {uniq(r.config['optim']['iterations'] for r in runs)} "
+        f"(batch {uniq(r.config['optim']['batch_size'] for r in runs)}; the paper: 64000 of batch 128)",
+        f"- seeds: {uniq(r.seed for r in runs)}",
+        f"- device: {uniq(f.get('device') for f in finals)}; "
+        f"precision: {uniq(f.get('speed') for f in finals)}",
+        f"- data: {uniq(sources)}",
+        f"- reslearn version: {uniq(f.get('version') for f in finals)}, "
+        f"git commit: {uniq(f.get('git_commit') for f in finals)}",
+    ]
+    if any("jpeg" in str(s).lower() or "imagefolder" in str(s) for s in sources):
+        lines.append(
+            "- **data caveat**: these runs used an image-folder copy of CIFAR-10 (the shared "
+            "JPEG q75 re-encoding, not the original pixels): errors are not directly "
+            "comparable with the paper's numbers."
+        )
+    return lines
+
+
+def write_report(out: str | Path) -> Path:
+    out = Path(out)
+    runs = collect_runs(out)
+    if not runs:
+        raise ValueError(f"no runs (directories with config.json and metrics.jsonl) in {str(out)!r}")
+    summary = summarize(runs)
+    plot_training_curves(runs, out / "fig6_training_curves.png")
+    has_resp = any(r.responses for r in runs)
+    if has_resp:
+        plot_responses(runs, out / "fig7_layer_responses.png")
+    md = [
+        "# CIFAR-10 reproduction report",
+        "",
+        "Generated by `reslearn report` from the runs in "
+        "this directory; every number below was measured by those runs.",
+        "",
+        "## Provenance",
+        "",
+    ]
+    md += _provenance(runs)
+    md += ["", "## Verdicts (computed from the numbers)", ""]
+    md += [f"- {v}" for v in verdicts(runs, summary)]
+    md += [
+        "",
+        "## Table 6: test error (%)",
+        "",
+        "| model | params | seeds | ours: mean +- std | ours: best | final training error "
+        "| paper | ours - paper |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in summary.values():
+        if not s.test_errs:
+            md.append(f"| {s.model} | {s.params / 1e6:.2f}M | 0 | unfinished | | | | |")
+            continue
+        p = s.paper_err
+        md.append(
+            f"| {s.model} | {s.params / 1e6:.2f}M | {len(s.test_errs)} | {s.mean:.2f} +- {s.std:.2f} "
+            f"| {s.best:.2f} | {s.train_mean:.2f} | {p if p is not None else '-'} "
+            f"| {f'{s.mean - p:+.2f}' if p is not None else '-'} |"
+        )
+    md += [
+        "",
+        "## Figure 6: training (dashed) and test (bold) error",
+        "",
+        "![Figure 6](fig6_training_curves.png)",
+        "",
+    ]
+    if has_resp:
+        md += [
+            "## Figure 7: layer responses (std of each 3x3 layer after BN, test set)",
+            "",
+            "![Figure 7](fig7_layer_responses.png)",
+            "",
+        ]
+    path = out / "report.md"
+    path.write_text("\n".join(md) + "\n")
+    return path

@@ -1,0 +1,172 @@
+import json
+import statistics
+
+import pytest
+import torch
+from torch import nn
+
+from reslearn import create_model, list_models
+from reslearn.cli import main as cli_main
+from reslearn.reproduce import (
+    collect_runs,
+    layer_responses,
+    reproduce_cifar,
+    response_layers,
+    summarize,
+    verdicts,
+    write_report,
+)
+from reslearn.train.engine import read_metrics
+
+from .helpers import write_pickle_cifar
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESLEARN_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if n not in ("resnet1202",)])
+def test_response_layers_are_the_3x3_convs(name):
+    model = create_model(name)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    layers = response_layers(model)
+    assert len(layers) == len(convs)
+    assert all(isinstance(bn, nn.BatchNorm2d) for _, bn in layers)
+
+
+def test_responses_capture_bn_output_before_relu_and_addition():
+    torch.manual_seed(0)
+    model = create_model("resnet8").eval()
+    # Give BN non-trivial statistics so that BN output != ReLU output.
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.bias.uniform_(-1, 1)
+    captured = []
+    for _name, bn in response_layers(model):
+        bn.register_forward_hook(lambda mod, i, o: captured.append(o.detach().double()))
+    images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
+    norm = nn.Identity()
+    model(norm(images.float()))
+    expected = [c.std().item() for c in captured]
+    got = [s for _, s in layer_responses(model, lambda x: x.float(), images, batch_size=7)]
+    assert len(got) == 7  # stem + 2 x 3 blocks
+    assert got == pytest.approx(expected, rel=1e-6)
+    assert any((c < 0).any() for c in captured)  # before the ReLU: negatives present
+
+
+def _fake_run(root, model, seed, train_errs, test_errs, responses=None, finished=True):
+    d = root / f"{model}-s{seed}"
+    d.mkdir(parents=True)
+    cfg = {
+        "model": {"name": model},
+        "run": {"seed": seed},
+        "optim": {"iterations": 300, "batch_size": 128},
+        "data": {"data_dir": "/data/cifar10-jpeg"},
+    }
+    (d / "config.json").write_text(json.dumps(cfg))
+    rows = [
+        {"iteration": 100 * (i + 1), "train_err": tr, "test_err": te, "lr": 0.1, "loss": 1.0}
+        for i, (tr, te) in enumerate(zip(train_errs, test_errs))
+    ]
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if finished:
+        final = {
+            "test_err": test_errs[-1],
+            "train_err": train_errs[-1],
+            "device": "cpu",
+            "speed": "channels_last, bf16",
+            "data_source": "imagefolder:/data/cifar10-jpeg",
+            "version": "0.1.0",
+            "git_commit": "abc1234",
+        }
+        (d / "final.json").write_text(json.dumps(final))
+    if responses is not None:
+        (d / "responses.json").write_text(json.dumps({"model": model, "std": responses}))
+    return d
+
+
+def test_report_from_synthetic_runs(tmp_path):
+    _fake_run(tmp_path, "plain20", 1, [50, 30, 20], [52, 35, 25], responses=[1.0, 2.0, 3.0])
+    _fake_run(tmp_path, "plain20", 2, [50, 30, 22], [52, 35, 27])
+    _fake_run(tmp_path, "plain56", 1, [60, 40, 30], [62, 45, 33], responses=[2.0, 4.0, 3.0])
+    _fake_run(tmp_path, "resnet20", 1, [45, 25, 15], [47, 30, 19], responses=[0.5, 1.0, 1.0])
+    _fake_run(tmp_path, "resnet20", 2, [45, 25, 16], [47, 30, 21])
+    _fake_run(tmp_path, "resnet20", 3, [45, 25, 16], [47, 30, 23])
+    _fake_run(tmp_path, "resnet56", 1, [44, 22, 10], [46, 28, 17], responses=[0.4, 0.6, 0.5])
+    _fake_run(tmp_path, "resnet56", 2, [44, 22, 90], [46, 28, 99], finished=False)  # unfinished
+    runs = collect_runs(tmp_path)
+    s = summarize(runs)
+    assert s["resnet20"].test_errs == [19, 21, 23]
+    assert s["resnet20"].mean == pytest.approx(21.0)
+    assert s["resnet20"].std == pytest.approx(statistics.stdev([19, 21, 23]))  # = 2.0
+    assert s["resnet20"].best == 19
+    assert s["resnet56"].test_errs == [17]  # the unfinished seed does not count
+    assert s["plain20"].params == 269_722 and s["resnet56"].params == 853_018
+    v = verdicts(runs, s)
+    assert v[0] == "deeper plain net has higher training error: yes (plain56 30.00% vs plain20 21.00%)"
+    assert v[1].startswith("deeper ResNet has lower training/test error: yes")
+    assert v[2].startswith("ResNet responses smaller than plain: yes")
+    path = write_report(tmp_path)
+    md = path.read_text()
+    assert "| resnet20 | 0.27M | 3 | 21.00 +- 2.00 | 19.00 |" in md
+    assert "| 8.75 | +12.25 |" in md  # the paper's ResNet-20 error and our difference
+    assert "JPEG" in md and "abc1234" in md
+    assert (tmp_path / "fig6_training_curves.png").stat().st_size > 10_000
+    assert (tmp_path / "fig7_layer_responses.png").stat().st_size > 10_000
+
+
+def test_verdicts_say_no_when_the_numbers_say_no(tmp_path):
+    _fake_run(tmp_path, "plain20", 1, [40, 30], [40, 31], responses=[1.0, 1.0])
+    _fake_run(tmp_path, "plain56", 1, [40, 20], [40, 25], responses=[1.0, 1.0])
+    _fake_run(tmp_path, "resnet20", 1, [40, 20], [40, 25], responses=[2.0, 2.0])
+    _fake_run(tmp_path, "resnet56", 1, [40, 25], [40, 24], responses=[0.5, 0.5])
+    runs = collect_runs(tmp_path)
+    v = verdicts(runs, summarize(runs))
+    assert v[0].startswith("deeper plain net has higher training error: no")
+    assert v[1].startswith("deeper ResNet has lower training/test error: no")
+    assert v[2].startswith("ResNet responses smaller than plain: no")
+
+
+def test_reproduce_skips_finished_and_resumes_interrupted(tmp_path, monkeypatch):
+    from reslearn.reproduce import cifar as rc
+    from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, train
+
+    data = write_pickle_cifar(tmp_path / "c10", per_batch=40, test=60)
+    out = tmp_path / "study"
+    # A half-finished study: plain8-s1 interrupted after 4 of 8 iterations.
+    cfg = TrainConfig(
+        ModelConfig("plain8"),
+        DataConfig(str(data), download=False),
+        OptimConfig(batch_size=128, iterations=8),
+        RunConfig(
+            out=str(out / "plain8-s1"), seed=1, device="cpu", progress="none", eval_every=4, tensorboard=False
+        ),
+    )
+    train(cfg, stop_after=4)
+    calls = []
+    real_train = rc.train
+
+    def spy(cfg=None, resume=None, **kw):
+        calls.append(("resume", str(resume)) if resume else ("train", cfg.run.out))
+        if cfg is not None:
+            cfg.optim.batch_size, cfg.data.download, cfg.run.progress = 128, False, "none"
+            cfg.run.eval_every = 4
+        return real_train(cfg, resume, **kw)
+
+    monkeypatch.setattr(rc, "train", spy)
+    report = reproduce_cifar(out, ("plain8", "resnet8"), (1,), iterations=8, data_dir=str(data), device="cpu")
+    assert calls == [("resume", str(out / "plain8-s1")), ("train", str(out / "resnet8-s1"))]
+    assert [r["iteration"] for r in read_metrics(out / "plain8-s1")] == [4, 8]
+    assert (out / "plain8-s1" / "responses.json").exists() and report.exists()
+    calls.clear()
+    reproduce_cifar(out, ("plain8", "resnet8"), (1,), iterations=8, data_dir=str(data), device="cpu")
+    assert calls == []  # everything finished: nothing retrained
+    assert cli_main(["report", str(out)]) == 0
+    assert (
+        cli_main(["responses", str(out / "resnet8-s1"), "--device", "cpu", "--out", str(tmp_path / "r.json")])
+        == 0
+    )
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert len(res[0]["std"]) == 7 and res[0]["sorted"] == sorted(res[0]["std"], reverse=True)
