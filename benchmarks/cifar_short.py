@@ -52,9 +52,7 @@ def main() -> None:
         "images_per_s_end_to_end": imgs / wall,
         "wall_s": wall,
         "device": str(
-            torch.cuda.get_device_name()
-            if torch.cuda.is_available()
-            else platform.processor() or "cpu"
+            torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
         ),
         "threads": torch.get_num_threads(),
         "data": data_dir + " (JPEG q75 re-encoding of CIFAR-10, not the original pixels)",

@@ -33,7 +33,16 @@ def git_commit() -> str | None:
             text=True,
             timeout=5,
         )
-        return out.stdout.strip() or None if out.returncode == 0 else None
+        if out.returncode != 0 or not out.stdout.strip():
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
 

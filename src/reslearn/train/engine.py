@@ -365,6 +365,7 @@ def train(
     # Reported errors are measured in fp32 (bf16 only speeds up training steps).
     eval_speed = SpeedSettings(channels_last=speed.channels_last)
     aug_gen = torch.Generator(device=device).manual_seed(cfg.run.seed + 12345)
+    commit = git_commit()  # once per run: the code that produced every number of it
 
     it = 0
     wall_offset = 0.0
@@ -419,7 +420,7 @@ def train(
                 "wall_s": wall_offset + (time.perf_counter() - t_start),
                 "config": cfg.to_dict(),
                 "version": __version__,
-                "git_commit": git_commit(),
+                "git_commit": commit,
                 "data_source": data.source,
             },
         )
@@ -551,7 +552,7 @@ def train(
             "data_source": data.source,
             "data_format": data.format,
             "version": __version__,
-            "git_commit": git_commit(),
+            "git_commit": commit,
         }
         (run_dir / "final.json").write_text(json.dumps(final, indent=2) + "\n")
     return run_dir
