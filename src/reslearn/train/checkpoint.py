@@ -24,25 +24,20 @@ def unwrap(model: nn.Module) -> nn.Module:
             return model
 
 
+def _git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True,
+                          text=True, timeout=5)  # fmt: skip
+
+
 def git_commit() -> str | None:
+    """Short commit of the reslearn checkout, "-dirty" when tracked files differ; None
+    outside a git checkout (an installed wheel)."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        if out.returncode != 0 or not out.stdout.strip():
+        head = _git("rev-parse", "--short", "HEAD")
+        if head.returncode != 0 or not head.stdout.strip():
             return None
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
+        dirty = _git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        return head.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
 

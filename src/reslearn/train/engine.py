@@ -326,8 +326,12 @@ def train(
     else:
         cfg = cfg or TrainConfig()
         # Validate the model before anything is written (a bad name leaves no run dir).
-        create_model(cfg.model.name, shortcut=cfg.model.shortcut, variant=cfg.model.variant,
-                     zero_init_residual=cfg.model.zero_init_residual)
+        create_model(
+            cfg.model.name,
+            shortcut=cfg.model.shortcut,
+            variant=cfg.model.variant,
+            zero_init_residual=cfg.model.zero_init_residual,
+        )
         run_dir = Path(cfg.run.out) if cfg.run.out else default_run_dir(cfg)
         if (run_dir / "last.pt").exists():
             raise ValueError(
@@ -429,6 +433,11 @@ def train(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
+    def top1_err(x: torch.Tensor, y: torch.Tensor) -> float:
+        return evaluate(model, normalizer, x, y, batch_size=cfg.run.eval_batch_size, speed=eval_speed)[
+            "top1_err"
+        ]
+
     t_start = time.perf_counter()
     # float64: sums of float32 losses stay exact, so a resumed run matches bit for bit.
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -496,27 +505,10 @@ def train(
                 "train_err": 100.0 * acc["err"] / max(1, acc["n"]),
             }
             if data.val_x is not None:
-                row["val_err"] = evaluate(
-                    model,
-                    normalizer,
-                    data.val_x,
-                    data.val_y,
-                    batch_size=cfg.run.eval_batch_size,
-                    speed=eval_speed,
-                )["top1_err"]
+                row["val_err"] = top1_err(data.val_x, data.val_y)
             # With a validation split the test set stays untouched until the end.
-            row["test_err"] = (
-                evaluate(
-                    model,
-                    normalizer,
-                    data.test_x,
-                    data.test_y,
-                    batch_size=cfg.run.eval_batch_size,
-                    speed=eval_speed,
-                )["top1_err"]
-                if data.val_x is None or final
-                else None
-            )
+            use_test = data.val_x is None or final
+            row["test_err"] = top1_err(data.test_x, data.test_y) if use_test else None
             row["images_per_s"] = acc["n"] / max(acc["train_time"], 1e-9)
             row["wall_s"] = wall_offset + (time.perf_counter() - t_start)
             log.write(row)
