@@ -434,9 +434,8 @@ def train(
             torch.cuda.synchronize(device)
 
     def top1_err(x: torch.Tensor, y: torch.Tensor) -> float:
-        return evaluate(model, normalizer, x, y, batch_size=cfg.run.eval_batch_size, speed=eval_speed)[
-            "top1_err"
-        ]
+        res = evaluate(model, normalizer, x, y, batch_size=cfg.run.eval_batch_size, speed=eval_speed)
+        return res["top1_err"]
 
     t_start = time.perf_counter()
     # float64: sums of float32 losses stay exact, so a resumed run matches bit for bit.
