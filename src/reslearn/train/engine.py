@@ -339,14 +339,14 @@ def train(
                 f"--resume {run_dir} or choose another --out (nothing is overwritten)"
             )
         cfg.run.out = str(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     device = select_device(cfg.run.device)
     speed = SpeedSettings.from_run(cfg.run, device)
     torch.manual_seed(cfg.run.seed)
     random.seed(cfg.run.seed)
     np.random.seed(cfg.run.seed % 2**32)
 
-    data = make_splits(cfg, device)
+    data = make_splits(cfg, device)  # before any file is written: missing data leaves nothing
+    run_dir.mkdir(parents=True, exist_ok=True)
     n_train, bs = len(data.train_x), cfg.optim.batch_size
     ipe = n_train // bs  # iterations per epoch; the last partial batch is dropped
     total = cfg.optim.iterations if cfg.optim.epochs is None else cfg.optim.epochs * ipe
