@@ -453,6 +453,8 @@ def train(
         idx = perm[pos * bs : (pos + 1) * bs]
         xb = data.train_x[idx]  # (B, 3, 32, 32) uint8
         if cfg.data.augment:
+            # Paper 4.2: pad 4, random 32x32 crop, random flip. Padding is with zero
+            # (black) pixels, before the mean image is subtracted, as on raw images.
             xb = random_crop_flip(xb, pad=4, generator=aug_gen)
         xb = normalizer(xb)
         lr = lr_at(
