@@ -30,11 +30,14 @@ def tiny_cfg(data_dir, out, iterations=24, **run) -> TrainConfig:
         DataConfig(str(data_dir), download=False),
         OptimConfig(batch_size=32, iterations=iterations),
         RunConfig(
-            out=str(out),
-            device="cpu",
-            progress="none",
-            tensorboard=False,
-            **{"eval_every": 6, **run},
+            **{
+                "out": str(out),
+                "device": "cpu",
+                "progress": "none",
+                "tensorboard": False,
+                "eval_every": 6,
+                **run,
+            }
         ),
     )
 
@@ -97,6 +100,15 @@ def test_loss_falls_and_files_are_written(tiny_data, tmp_path):
     assert ckpt["iteration"] == 30 and not any(k.startswith("_orig_mod") for k in ckpt["model"])
     for k in ("optimizer", "rng", "schedule", "config", "normalizer", "model_name"):
         assert k in ckpt
+
+
+def test_progress_bar_and_log_lines(tiny_data, tmp_path, capsys):
+    train(tiny_cfg(tiny_data, tmp_path / "bar", iterations=12, progress="bar"))
+    err = capsys.readouterr().err
+    assert "12/12" in err  # tqdm's bar (with its ETA) goes to stderr
+    train(tiny_cfg(tiny_data, tmp_path / "log", iterations=12, progress="log"))
+    out = capsys.readouterr().out
+    assert "it 6/12" in out and "it 12/12" in out and "test_err" in out
 
 
 def test_resume_equals_uninterrupted(tiny_data, tmp_path):
