@@ -1,5 +1,8 @@
 import json
 
+import pytest
+import torch
+
 from reslearn.bench import format_table, run_bench
 from reslearn.cli import main as cli_main
 
@@ -27,3 +30,10 @@ def test_bench_cli_json(tmp_path, capsys):
     assert "matrix-multiply rate" in capsys.readouterr().out
     assert cli_main(["bench", "--models", "resnet9", "--device", "cpu"]) == 2
     assert "6n+2" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_bench_cuda_rows():
+    rows = run_bench(["resnet8"], "cuda", batch_size=32, log=lambda *a: None)
+    assert rows[1].settings == "channels_last, bf16" and rows[1].device.startswith("cuda")
+    assert all(r.train_img_s > 0 and r.infer_img_s > 0 for r in rows)

@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -186,6 +187,17 @@ def test_cuda_fast_path_matches_baseline_loss():
         step = TrainStep(m, torch.optim.SGD(m.parameters(), lr=0.1), speed, dev)
         out.append(step(x, y)[0].item())
     assert abs(out[0] - out[1]) / out[0] < 0.03
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_training_run_compiled(tiny_data, tmp_path):
+    """The GPU path end to end: data on the device, bf16, CUDA-graph compile, fp32 eval."""
+    run = train(tiny_cfg(tiny_data, tmp_path / "cuda", iterations=12, device="cuda", compile=True))
+    rows = read_metrics(run)
+    assert len(rows) == 2 and all(math.isfinite(r["loss"]) for r in rows)
+    assert all(0 <= r["test_err"] <= 100 for r in rows)
+    assert json.loads((run / "final.json").read_text())["device"].startswith("cuda")
+    assert not any(k.startswith("_orig_mod") for k in load_checkpoint(run)["model"])
 
 
 def test_cli_train_and_eval_json(tiny_data, tmp_path, capsys):
