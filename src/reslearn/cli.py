@@ -132,15 +132,11 @@ def _add_eval(sub) -> None:
 def _cmd_eval(a: argparse.Namespace) -> int:
     import json
 
-    from .data import load_cifar10
-    from .train.engine import SpeedSettings, evaluate, load_for_inference, select_device
+    from .train.engine import SpeedSettings, checkpoint_data, evaluate, load_for_inference, select_device
 
     device = select_device(a.device)
     model, normalizer, ckpt = load_for_inference(a.checkpoint, device)
-    data_dir = a.data_dir or ckpt["config"]["data"]["data_dir"]
-    data = load_cifar10(data_dir, download=ckpt["config"]["data"]["download"])
-    if len(data.classes) != model.fc.out_features:
-        raise ValueError(f"{data_dir!r} has {len(data.classes)} classes, the model {model.fc.out_features}")
+    data = checkpoint_data(ckpt, a.data_dir)
     res = evaluate(
         model,
         normalizer,
@@ -237,17 +233,14 @@ def _add_responses(sub) -> None:
 def _cmd_responses(a: argparse.Namespace) -> int:
     import json
 
-    from .data import load_cifar10
     from .reproduce import layer_responses
-    from .train.engine import load_for_inference, select_device
+    from .train.engine import checkpoint_data, load_for_inference, select_device
 
     dev = select_device(a.device)
     results = []
     for ck in a.checkpoints:
         model, normalizer, ckpt = load_for_inference(ck, dev)
-        cfg = ckpt["config"]["data"]
-        data = load_cifar10(a.data_dir or cfg["data_dir"], download=cfg["download"])
-        res = layer_responses(model, normalizer, data.test_x)
+        res = layer_responses(model, normalizer, checkpoint_data(ckpt, a.data_dir).test_x)
         std = [v for _, v in res]
         results.append(
             {

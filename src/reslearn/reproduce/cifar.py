@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..data import load_cifar10
 from ..train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, train
-from ..train.engine import is_finished, load_for_inference, select_device
+from ..train.engine import checkpoint_data, is_finished, load_for_inference, select_device
 from .responses import layer_responses
 
 PAPER_MODELS = (
@@ -81,9 +80,7 @@ def ensure_responses(run_dir: Path, device: str = "auto", data_dir: str | None =
         return path
     dev = select_device(device)
     model, normalizer, ckpt = load_for_inference(run_dir, dev)
-    cfg = ckpt["config"]["data"]
-    data = load_cifar10(data_dir or cfg["data_dir"], download=cfg["download"])
-    res = layer_responses(model, normalizer, data.test_x)
+    res = layer_responses(model, normalizer, checkpoint_data(ckpt, data_dir).test_x)
     path.write_text(
         json.dumps(
             {

@@ -565,3 +565,15 @@ def load_for_inference(path: str | Path, device: torch.device | None = None):
     mean = ckpt["normalizer"]["mean"]
     normalizer = Normalizer(mean, ckpt["normalizer"]["std"])
     return model.to(device).eval(), normalizer.to(device), ckpt
+
+
+def checkpoint_data(ckpt: dict, data_dir: str | None = None):
+    """The data set a checkpoint was trained on (or ``data_dir``), checked against the
+    model's number of classes, for evaluation and layer responses."""
+    cfg = ckpt["config"]["data"]
+    where = data_dir or cfg["data_dir"]
+    data = load_cifar10(where, download=cfg["download"])
+    n = ckpt["model_kwargs"]["num_classes"]
+    if len(data.classes) != n:
+        raise ValueError(f"{where!r} has {len(data.classes)} classes, the model {n}")
+    return data
