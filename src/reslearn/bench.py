@@ -16,12 +16,11 @@ import time
 from dataclasses import asdict, dataclass
 
 import torch
-from torch import nn
 
-from .models import complexity, create_model
-from .summary import input_size_for
+from .models import ModelSpec, complexity, create_model, get_model_spec
+from .speed import SpeedSettings, select_device
 from .train.config import OptimConfig
-from .train.engine import SpeedSettings, TrainStep, make_optimizer, select_device
+from .train.optim import TrainStep, make_optimizer
 
 DEFAULT_MODELS = ("resnet20", "resnet56", "resnet110", "resnet18", "resnet50")
 
@@ -83,8 +82,8 @@ def matmul_rate(device: torch.device, dtype: torch.dtype, n: int | None = None) 
     return n**3 / t
 
 
-def default_batch_size(model: nn.Module, device: torch.device) -> int:
-    if getattr(model, "stem", None) == "cifar":
+def default_batch_size(spec: ModelSpec, device: torch.device) -> int:
+    if spec.family == "cifar":
         return 128
     return 256 if device.type == "cuda" else 16
 
@@ -101,10 +100,11 @@ def bench_model(
     steps: int | None = None,
 ) -> BenchRow:
     torch.manual_seed(0)
+    spec = get_model_spec(name)
     model = create_model(name).to(device)
-    size = input_size_for(model)
+    size = spec.input_size
     macs = complexity(model, size).macs
-    bs = batch_size or default_batch_size(model, device)
+    bs = batch_size or default_batch_size(spec, device)
     speed = SpeedSettings.baseline() if mode == "baseline" else SpeedSettings.fast(device)
     if mode == "baseline":
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
@@ -146,7 +146,7 @@ def run_bench(
 ) -> list[BenchRow]:
     dev = select_device(device)
     for m in models:
-        create_model(m)  # fail early, with a clear ValueError, on an unknown name
+        get_model_spec(m)  # fail early, with a clear ValueError, on an unknown name
     dtypes = {torch.float32}
     if SpeedSettings.fast(dev).amp_dtype is not None:
         dtypes.add(SpeedSettings.fast(dev).amp_dtype)

@@ -48,73 +48,102 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _add_train(sub) -> None:
-    from .train.config import DataConfig, OptimConfig, RunConfig
+# Flags whose name is not --<field> (kept as they always were).
+TRAIN_FLAG_NAMES = {"model.name": "--model"}
 
-    s = sub.add_parser("train", help="train a CIFAR net with the paper's recipe")
-    s.add_argument("--model", default="resnet20", help="network name (default: resnet20)")
-    s.add_argument("--shortcut", choices=["A", "B", "C"], default=None)
-    s.add_argument("--variant", choices=["v1", "v1.5"], default=None)
-    s.add_argument("--zero-init-residual", action="store_true")
-    s.add_argument("--data-dir", default=DataConfig.data_dir)
-    s.add_argument("--no-download", action="store_true", help="fail instead of downloading")
-    s.add_argument("--val-split", type=int, default=0, help="hold out K training images (paper: 5000)")
-    s.add_argument("--normalize", choices=["pixel", "channel"], default="pixel")
-    s.add_argument("--no-augment", action="store_true")
-    s.add_argument("--out", default=None, help="run directory (default runs/<model>-s<seed>-<time>)")
-    g = s.add_mutually_exclusive_group()
-    g.add_argument("--iterations", type=int, default=None, help="default 64000, the paper's")
-    g.add_argument("--epochs", type=int, default=None)
-    s.add_argument("--batch-size", type=int, default=OptimConfig.batch_size)
-    s.add_argument("--lr", type=float, default=OptimConfig.lr)
-    s.add_argument("--warmup", choices=["auto", "on", "off"], default="auto")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default="auto")
-    s.add_argument("--eval-every", type=int, default=0, help="iterations; 0 = one epoch")
-    s.add_argument("--checkpoint-every", type=int, default=0, help="iterations; 0 = each eval")
-    s.add_argument("--amp", choices=["auto", "bf16", "off"], default=RunConfig.amp)
-    s.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto")
-    s.add_argument("--compile", action="store_true", help="torch.compile the model")
-    s.add_argument("--progress", choices=["auto", "bar", "log", "none"], default="auto")
+
+def train_flag(info) -> str:
+    return TRAIN_FLAG_NAMES.get(info.key, "--" + info.name.replace("_", "-"))
+
+
+def _add_config_flags(s: argparse.ArgumentParser) -> dict[str, str]:
+    """One flag per config field, generated from the dataclasses (their docstrings are the
+    help, their defaults shown, never copied). Returns {dest: "section.field"}."""
+    import typing
+
+    from .train.config import config_fields
+
+    dests = {}
+    groups = {}
+    for f in config_fields():
+        g = groups.get(f.section) or s.add_argument_group(f"{f.section} options")
+        groups[f.section] = g
+        dest = f"cfg__{f.section}__{f.name}"
+        dests[dest] = f.key
+        default = f.default if not isinstance(f.default, tuple) else ",".join(map(str, f.default))
+        text = f"{f.help} (default: {default})".replace("%", "%%")  # argparse formats help with %
+        kw = dict(dest=dest, default=argparse.SUPPRESS, help=text)
+        args = typing.get_args(f.type)
+        if f.type is bool:
+            g.add_argument(train_flag(f), action=argparse.BooleanOptionalAction, **kw)
+        elif f.type == (bool | None):
+            g.add_argument(train_flag(f), choices=["auto", "on", "off"], **kw)
+        elif f.choices is not None:
+            g.add_argument(train_flag(f), choices=[c for c in f.choices if c is not None], **kw)
+        else:
+            base = next((a for a in args if a is not type(None)), f.type)
+            meta = "X,Y" if typing.get_origin(base) is tuple else f.name.split("_")[-1].upper()
+            g.add_argument(train_flag(f), metavar=meta, **kw)
+    return dests
+
+
+def _add_train(sub) -> None:
+    s = sub.add_parser(
+        "train",
+        help="train a net with the paper's recipe (every config field is a flag)",
+        description="Every field of the run's config is a flag below, or --set section.field=value, "
+        "or a key of --config FILE (JSON, TOML or YAML, the layout of a run's config.json). "
+        "Precedence: flags > --set > --config > defaults.",
+    )
+    s.add_argument("--config", metavar="FILE", help="a config file (a run's config.json works)")
+    s.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="set any config field, e.g. --set optim.weight_decay=5e-4 (repeatable)")  # fmt: skip
     s.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run exactly")
-    s.set_defaults(fn=_cmd_train)
+    s.set_defaults(fn=_cmd_train, cfg_dests=_add_config_flags(s))
+
+
+def train_layers(a: argparse.Namespace) -> tuple[list[dict], dict[str, str]]:
+    """The overrides of a ``reslearn train`` command line, as layers in precedence order
+    (config file, --set, flags), and the flag that set each key (for error messages)."""
+    from .train.config import config_fields, parse_set, parse_value, read_config_file
+
+    infos = {f.key: f for f in config_fields()}
+    file_layer = read_config_file(a.config) if a.config else {}
+    set_layer = parse_set(a.set)
+    flags, names = {}, {k: f"--set {k}" for k in set_layer}
+    for dest, key in a.cfg_dests.items():
+        if not hasattr(a, dest):
+            continue
+        raw = getattr(a, dest)
+        info = infos[key]
+        if info.type == (bool | None):
+            value = {"auto": None, "on": True, "off": False}[raw]
+        elif isinstance(raw, str):
+            value = parse_value(key, raw)
+        else:
+            value = raw
+        flags[key] = value
+        names[key] = train_flag(info)
+    if a.config:
+        names.update({k: f"--config {a.config} ({k})" for k in file_layer if k not in names})
+    return [file_layer, set_layer, flags], names
 
 
 def config_from_args(a: argparse.Namespace):
-    from .train.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+    """The TrainConfig a ``reslearn train`` command line asks for (a new run)."""
+    from .train.config import TrainConfig, apply_layers
 
-    iterations = a.iterations if a.iterations is not None else (None if a.epochs else 64_000)
-    return TrainConfig(
-        ModelConfig(a.model, a.shortcut, a.variant, a.zero_init_residual),
-        DataConfig(a.data_dir, a.val_split, a.normalize, not a.no_augment, not a.no_download),
-        OptimConfig(
-            batch_size=a.batch_size,
-            lr=a.lr,
-            iterations=iterations,
-            epochs=a.epochs,
-            warmup=a.warmup,
-        ),
-        RunConfig(
-            out=a.out,
-            seed=a.seed,
-            device=a.device,
-            eval_every=a.eval_every,
-            checkpoint_every=a.checkpoint_every,
-            amp=a.amp,
-            compile=a.compile,
-            channels_last={"auto": None, "on": True, "off": False}[a.channels_last],
-            progress=a.progress,
-        ),
-    )
+    return apply_layers(TrainConfig(), train_layers(a)[0])
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
     from .train import train
 
+    layers, names = train_layers(a)
     if a.resume:
-        run_dir = train(resume=a.resume)
+        run_dir = train(resume=a.resume, overrides=layers, flag_names=names)
     else:
-        run_dir = train(config_from_args(a))
+        run_dir = train(overrides=layers, flag_names=names)
     print(f"run directory: {run_dir}")
     return 0
 
@@ -132,21 +161,18 @@ def _add_eval(sub) -> None:
 def _cmd_eval(a: argparse.Namespace) -> int:
     import json
 
-    from .train.engine import SpeedSettings, checkpoint_data, evaluate, load_for_inference, select_device
+    from .data.device import TensorEvalSet
+    from .evaluate import checkpoint_data, evaluate, load_for_inference
+    from .speed import SpeedSettings, select_device
 
+    if a.batch_size < 1:
+        raise ValueError(f"--batch-size must be positive, got {a.batch_size}")
     device = select_device(a.device)
     model, normalizer, ckpt = load_for_inference(a.checkpoint, device)
     data = checkpoint_data(ckpt, a.data_dir)
-    res = evaluate(
-        model,
-        normalizer,
-        data.test_x,
-        data.test_y,
-        batch_size=a.batch_size,
-        speed=SpeedSettings(channels_last=True),
-        device=device,
-    )
-    res.update(model=ckpt["model_name"], iteration=ckpt["iteration"], data=data.source)
+    split = TensorEvalSet("test", data.test_x.to(device), data.test_y.to(device), a.batch_size)
+    res = evaluate(model, split, normalizer, speed=SpeedSettings(channels_last=True), device=device)
+    res.update(model=ckpt.model_name, iteration=ckpt.iteration, data=data.source, views="single")
     if a.json:
         print(json.dumps(res))
     else:
@@ -233,8 +259,9 @@ def _add_responses(sub) -> None:
 def _cmd_responses(a: argparse.Namespace) -> int:
     import json
 
+    from .evaluate import checkpoint_data, load_for_inference
     from .reproduce import layer_responses
-    from .train.engine import checkpoint_data, load_for_inference, select_device
+    from .speed import select_device
 
     dev = select_device(a.device)
     results = []
@@ -245,13 +272,13 @@ def _cmd_responses(a: argparse.Namespace) -> int:
         results.append(
             {
                 "checkpoint": str(ck),
-                "model": ckpt["model_name"],
+                "model": ckpt.model_name,
                 "layers": [n for n, _ in res],
                 "std": std,
                 "sorted": sorted(std, reverse=True),
             }
         )
-        print(f"{ckpt['model_name']} ({ck}): {len(std)} 3x3 layers, mean std {sum(std) / len(std):.3f}")
+        print(f"{ckpt.model_name} ({ck}): {len(std)} 3x3 layers, mean std {sum(std) / len(std):.3f}")
         print("  layer order: " + " ".join(f"{v:.2f}" for v in std))
         print("  sorted:      " + " ".join(f"{v:.2f}" for v in sorted(std, reverse=True)))
     if a.out:

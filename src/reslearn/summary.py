@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from . import paper
-from .models import complexity, create_model, stage_complexity
-
-
-def input_size_for(model) -> tuple[int, int]:
-    """The paper's input size for a net: 32x32 for CIFAR nets, 224x224 for ImageNet."""
-    return (32, 32) if getattr(model, "stem", None) == "cifar" else (224, 224)
+from .models import complexity, create_model, get_model_spec, stage_complexity
 
 
 def format_summary(name: str, shortcut: str | None = None, variant: str | None = None) -> str:
     model = create_model(name, shortcut=shortcut, variant=variant)
-    size = input_size_for(model)
+    size = get_model_spec(name).input_size
     rows = stage_complexity(model, size)
     kind = "plain" if not model.residual else f"residual, shortcut {model.shortcut}"
     lines = [

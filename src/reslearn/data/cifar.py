@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..io import atomic_torch_save
+
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"  # published with the archive
 CIFAR10_CLASSES = (
@@ -230,21 +232,6 @@ def source_key(fmt: str, root: Path) -> str:
     return h.hexdigest()[:20]
 
 
-def atomic_torch_save(obj, path: Path) -> None:
-    """torch.save to a temporary file, fsync, rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_cifar10(
     data_dir: str | os.PathLike = "./data/cifar10", *, download: bool = True, use_cache: bool = True
 ) -> CifarArrays:
@@ -261,6 +248,8 @@ def load_cifar10(
     if path is not None and path.is_file():
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
+            # Provenance names the path this call was given, not the one that built the cache.
+            blob["source"] = f"{fmt}:{root}"
             return CifarArrays(**blob)
         except Exception:  # a damaged cache is rebuilt, never trusted
             path.unlink(missing_ok=True)

@@ -34,7 +34,6 @@ class BasicBlock(nn.Module):
         *,
         residual: bool = True,
         shortcut: str = "B",
-        stride_on_3x3: bool = False,  # no 1x1 here: accepted for a uniform signature
     ) -> None:
         super().__init__()
         out_channels = width * self.expansion

@@ -13,6 +13,9 @@ from .shortcuts import SHORTCUT_OPTIONS
 
 Variant = Literal["v1", "v1.5"]
 VARIANTS = ("v1", "v1.5")
+# He et al. 2015 ("Delving deep", the paper's [13]) derives the std sqrt(2/n) from either
+# the fan-in (forward signal) or the fan-out (backward signal) and allows both.
+INIT_MODES = ("fan_out", "fan_in")
 
 
 class ResNet(nn.Module):
@@ -32,6 +35,8 @@ class ResNet(nn.Module):
         variant: "v1" (paper: stride on a bottleneck's first 1x1) or "v1.5" (on the 3x3).
         zero_init_residual: start each residual branch's last BN at gamma=0 (not in the
             paper, which uses gamma=1; Goyal et al. 2017). Default False, as the paper.
+        init_mode: "fan_out" (default, as torchvision) or "fan_in" for the He-normal std
+            sqrt(2 / fan) of every convolution; the paper cites [13], which allows either.
     """
 
     def __init__(
@@ -46,8 +51,11 @@ class ResNet(nn.Module):
         shortcut: str = "B",
         variant: str = "v1",
         zero_init_residual: bool = False,
+        init_mode: str = "fan_out",
     ) -> None:
         super().__init__()
+        if init_mode not in INIT_MODES:
+            raise ValueError(f"init_mode must be one of {INIT_MODES}, got {init_mode!r}")
         if shortcut not in SHORTCUT_OPTIONS:
             raise ValueError(f"shortcut must be one of {SHORTCUT_OPTIONS}, got {shortcut!r}")
         if variant not in VARIANTS:
@@ -81,17 +89,12 @@ class ResNet(nn.Module):
         self.num_stages = len(layers)
         for i, (n, w) in enumerate(zip(layers, widths)):
             stride = 1 if i == 0 else 2  # conv3_1, conv4_1, conv5_1 down-sample
+            # The stride placement exists only in a bottleneck (its 1x1 or its 3x3).
+            extra = {"stride_on_3x3": variant == "v1.5"} if block is Bottleneck else {}
             blocks = []
             for j in range(n):
                 blocks.append(
-                    block(
-                        in_ch,
-                        w,
-                        stride if j == 0 else 1,
-                        residual=residual,
-                        shortcut=shortcut,
-                        stride_on_3x3=variant == "v1.5",
-                    )
+                    block(in_ch, w, stride if j == 0 else 1, residual=residual, shortcut=shortcut, **extra)
                 )
                 in_ch = w * block.expansion
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
@@ -101,13 +104,13 @@ class ResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_ch, num_classes)
         self.num_features = in_ch
-        self._init_weights(zero_init_residual)
+        self._init_weights(zero_init_residual, init_mode)
 
-    def _init_weights(self, zero_init_residual: bool) -> None:
+    def _init_weights(self, zero_init_residual: bool, init_mode: str) -> None:
         # He et al. 2015 (MSRA) init for convolutions, as the paper; BN starts at identity.
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.kaiming_normal_(m.weight, mode=init_mode, nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)

@@ -1,113 +1,134 @@
-"""The named networks of the paper, each a registered constructor.
+"""The named networks of the paper, each registered with its :class:`ModelSpec`.
 
 ImageNet (Table 1; 1000 classes, 224x224, default shortcut B): resnet18..152, plain18..152.
-CIFAR-10 (Section 4.2; 10 classes, 32x32, always shortcut A in the paper): resnet20..1202,
-plain20..110, plus ``cifar_resnet{D}`` / ``cifar_plain{D}`` aliases and any 6n+2 depth.
+CIFAR-10 (Section 4.2; 10 classes, 32x32, shortcut A in the paper): resnet20..1202 and
+plain20..110 under the paper's names, and ``cifar_resnet{6n+2}`` / ``cifar_plain{6n+2}``
+for every depth 6n+2 (``resnet26`` or ``resnet200`` would read as ImageNet-style names
+elsewhere, timm has both, so arbitrary CIFAR depths always carry the ``cifar_`` prefix).
 """
 
 from __future__ import annotations
 
-from torch import nn
+import re
 
 from .blocks import BasicBlock, Bottleneck
-from .registry import register_model
+from .registry import ModelSpec, register_hint, register_model, register_pattern
 from .resnet import ResNet
 
-IMAGENET_SPECS: dict[int, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, ...]]] = {
-    18: (BasicBlock, (2, 2, 2, 2)),
-    34: (BasicBlock, (3, 4, 6, 3)),
-    50: (Bottleneck, (3, 4, 6, 3)),
-    101: (Bottleneck, (3, 4, 23, 3)),
-    152: (Bottleneck, (3, 8, 36, 3)),
+IMAGENET_LAYERS: dict[int, tuple[str, tuple[int, ...]]] = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
 }
 CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
 CIFAR_PLAIN_DEPTHS = (20, 32, 44, 56, 110)
+_BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
-def imagenet_net(
-    depth: int,
-    *,
-    residual: bool = True,
-    num_classes: int = 1000,
-    shortcut: str | None = None,
-    variant: str = "v1",
-    zero_init_residual: bool = False,
-) -> ResNet:
-    """ImageNet ResNet/plain net of Table 1. ``shortcut`` defaults to "B" (the paper's main)."""
-    if depth not in IMAGENET_SPECS:
-        raise ValueError(f"ImageNet depth must be one of {sorted(IMAGENET_SPECS)}, got {depth}")
-    if not residual and shortcut is not None:
-        raise ValueError(f"plain{depth} has no shortcuts; got shortcut={shortcut!r}")
-    block, layers = IMAGENET_SPECS[depth]
-    return ResNet(
-        block,
-        layers,
-        (64, 128, 256, 512),
-        stem="imagenet",
-        num_classes=num_classes,
+def imagenet_spec(depth: int, residual: bool = True) -> ModelSpec:
+    if depth not in IMAGENET_LAYERS:
+        raise ValueError(f"ImageNet depth must be one of {sorted(IMAGENET_LAYERS)}, got {depth!r}")
+    block, layers = IMAGENET_LAYERS[depth]
+    return ModelSpec(
+        name=f"{'resnet' if residual else 'plain'}{depth}",
+        family="imagenet",
+        depth=depth,
         residual=residual,
-        shortcut=shortcut or "B",
-        variant=variant,
-        zero_init_residual=zero_init_residual,
+        block=block,
+        layers=layers,
+        widths=(64, 128, 256, 512),
+        input_size=(224, 224),
+        num_classes=1000,
+        default_shortcut="B" if residual else None,
     )
 
 
-def cifar_net(
-    depth: int,
-    *,
-    residual: bool = True,
-    num_classes: int = 10,
-    shortcut: str | None = None,
-    variant: str = "v1",
-    zero_init_residual: bool = False,
-) -> ResNet:
-    """CIFAR net of Section 4.2: 6n+2 layers, widths 16/32/64. ``shortcut`` defaults to "A"."""
+def cifar_spec(depth: int, residual: bool = True, name: str | None = None) -> ModelSpec:
     if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"CIFAR depth must be 6n+2 with n >= 1, got {depth!r}")
-    if not residual and shortcut is not None:
-        raise ValueError(f"plain{depth} has no shortcuts; got shortcut={shortcut!r}")
+        raise ValueError(
+            f"a CIFAR net needs depth 6n+2 with n >= 1 (8, 14, 20, 26, 32, ...), got {depth!r}"
+        )
     n = (depth - 2) // 6
-    return ResNet(
-        BasicBlock,
-        (n, n, n),
-        (16, 32, 64),
-        stem="cifar",
-        num_classes=num_classes,
+    return ModelSpec(
+        name=name or f"cifar_{'resnet' if residual else 'plain'}{depth}",
+        family="cifar",
+        depth=depth,
         residual=residual,
-        shortcut=shortcut or "A",
-        variant=variant,
-        zero_init_residual=zero_init_residual,
+        block="basic",
+        layers=(n, n, n),
+        widths=(16, 32, 64),
+        input_size=(32, 32),
+        num_classes=10,
+        default_shortcut="A" if residual else None,
     )
 
 
-def _register_imagenet(depth: int, residual: bool) -> None:
-    name = f"{'resnet' if residual else 'plain'}{depth}"
+def build_resnet(
+    spec: ModelSpec,
+    *,
+    num_classes: int | None = None,
+    shortcut: str | None = None,
+    variant: str = "v1",
+    zero_init_residual: bool = False,
+    init_mode: str = "fan_out",
+) -> ResNet:
+    """Build the net a spec describes. ``shortcut`` None: the paper's (``spec.default_shortcut``)."""
+    if not spec.residual and shortcut is not None:
+        raise ValueError(f"{spec.name} is a plain net and has no shortcuts; got shortcut={shortcut!r}")
+    return ResNet(
+        _BLOCKS[spec.block],
+        spec.layers,
+        spec.widths,
+        stem=spec.family,
+        num_classes=spec.num_classes if num_classes is None else num_classes,
+        residual=spec.residual,
+        shortcut=shortcut or spec.default_shortcut or "B",
+        variant=variant,
+        zero_init_residual=zero_init_residual,
+        init_mode=init_mode,
+    )
 
-    @register_model(name)
-    def _fn(**kw) -> nn.Module:
-        return imagenet_net(depth, residual=residual, **kw)
+
+def imagenet_net(depth: int, *, residual: bool = True, **options) -> ResNet:
+    """ImageNet ResNet/plain net of Table 1 (options as :func:`build_resnet`)."""
+    return build_resnet(imagenet_spec(depth, residual), **options)
 
 
-def _register_cifar(depth: int, residual: bool, listed: bool) -> None:
-    kind = "resnet" if residual else "plain"
-
-    def _fn(**kw) -> nn.Module:
-        return cifar_net(depth, residual=residual, **kw)
-
-    if listed:
-        register_model(f"{kind}{depth}")(_fn)
-    register_model(f"cifar_{kind}{depth}", listed=False)(_fn)
+def cifar_net(depth: int, *, residual: bool = True, **options) -> ResNet:
+    """CIFAR net of Section 4.2: 6n+2 layers, widths 16/32/64 (options as :func:`build_resnet`)."""
+    return build_resnet(cifar_spec(depth, residual), **options)
 
 
-for _d in IMAGENET_SPECS:
-    _register_imagenet(_d, True)
-for _d in IMAGENET_SPECS:
-    _register_imagenet(_d, False)
+for _d in IMAGENET_LAYERS:
+    register_model(imagenet_spec(_d, True), build_resnet)
+for _d in IMAGENET_LAYERS:
+    register_model(imagenet_spec(_d, False), build_resnet)
 for _d in CIFAR_DEPTHS:
-    _register_cifar(_d, True, listed=True)
+    register_model(cifar_spec(_d, True, name=f"resnet{_d}"), build_resnet)
 for _d in CIFAR_PLAIN_DEPTHS:
-    _register_cifar(_d, False, listed=True)
+    register_model(cifar_spec(_d, False, name=f"plain{_d}"), build_resnet)
 
 
-def is_cifar(model: nn.Module) -> bool:
-    return getattr(model, "stem", None) == "cifar"
+def _resolve_cifar(name: str, m: re.Match) -> ModelSpec:
+    return cifar_spec(int(m.group(2)), m.group(1) == "resnet", name=name)
+
+
+register_pattern(r"cifar_(resnet|plain)(\d+)", _resolve_cifar, build_resnet)
+
+
+def _cifar_hint(name: str) -> str | None:
+    m = re.fullmatch(r"(resnet|plain)(\d+)", name)
+    if m is None:
+        return None
+    depth = int(m.group(2))
+    if depth >= 8 and (depth - 2) % 6 == 0:
+        return f"A CIFAR net of depth {depth} is cifar_{name}."
+    return (
+        "CIFAR nets of any depth 6n+2 (8, 14, 20, 26, ...) are cifar_resnet{6n+2} / "
+        "cifar_plain{6n+2}; ImageNet depths are 18, 34, 50, 101, 152."
+    )
+
+
+register_hint(_cifar_hint)

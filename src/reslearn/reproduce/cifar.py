@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, train
-from ..train.engine import checkpoint_data, is_finished, load_for_inference, select_device
+from ..evaluate import checkpoint_data, load_for_inference
+from ..models import get_model_spec
+from ..speed import select_device
+from ..train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, is_finished, train
 from .responses import layer_responses
 
 PAPER_MODELS = (
@@ -43,7 +45,7 @@ def reproduce_cifar(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for model in models:
-        ModelConfig(model)  # validate names before hours of training
+        get_model_spec(model)  # validate names before hours of training
         for seed in seeds:
             rd = run_dir_for(out, model, seed)
             if is_finished(rd):
@@ -84,8 +86,8 @@ def ensure_responses(run_dir: Path, device: str = "auto", data_dir: str | None =
     path.write_text(
         json.dumps(
             {
-                "model": ckpt["model_name"],
-                "iteration": ckpt["iteration"],
+                "model": ckpt.model_name,
+                "iteration": ckpt.iteration,
                 "layers": [n for n, _ in res],
                 "std": [s for _, s in res],
             },

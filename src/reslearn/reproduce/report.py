@@ -4,13 +4,12 @@ with verdicts computed from the numbers and the provenance of every number."""
 from __future__ import annotations
 
 import json
-import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import paper
-from ..models import create_model
+from ..models import ModelSpec, create_model, get_model_spec
 
 
 @dataclass
@@ -24,12 +23,16 @@ class Run:
     responses: dict | None = None
 
     @property
+    def spec(self) -> ModelSpec:
+        return get_model_spec(self.model)
+
+    @property
     def depth(self) -> int:
-        return int(re.search(r"(\d+)$", self.model).group(1))
+        return self.spec.depth
 
     @property
     def plain(self) -> bool:
-        return "plain" in self.model
+        return not self.spec.residual
 
 
 @dataclass
@@ -58,9 +61,10 @@ class ModelSummary:
 
     @property
     def paper_err(self) -> float | None:
-        if self.model.startswith("plain"):
+        spec = get_model_spec(self.model)
+        if not spec.residual or spec.family != "cifar":
             return None
-        return paper.TABLE6_TEST_ERR.get(int(re.search(r"(\d+)$", self.model).group(1)))
+        return paper.TABLE6_TEST_ERR.get(spec.depth)
 
 
 def _read_json(p: Path) -> dict | None:
@@ -89,7 +93,22 @@ def collect_runs(out: str | Path) -> list[Run]:
 
 
 def _order(name: str) -> tuple[int, int]:
-    return (0 if "plain" in name else 1, int(re.search(r"(\d+)$", name).group(1)))
+    """Plain nets first, then ResNets; each by depth."""
+    spec = get_model_spec(name)
+    return (1 if spec.residual else 0, spec.depth)
+
+
+def counterpart(name: str) -> str | None:
+    """The ResNet of the same family and depth as a plain net (by spec, not by string)."""
+    spec = get_model_spec(name)
+    for cand in (name.replace("plain", "resnet", 1), f"cifar_resnet{spec.depth}"):
+        try:
+            other = get_model_spec(cand)
+        except ValueError:
+            continue
+        if other.residual and (other.family, other.depth) == (spec.family, spec.depth):
+            return cand
+    return None
 
 
 def summarize(runs: list[Run]) -> dict[str, ModelSummary]:
@@ -115,8 +134,8 @@ def verdicts(runs: list[Run], summary: dict[str, ModelSummary]) -> list[str]:
     """The paper's claims, each answered from the measured numbers."""
     done = {m: s for m, s in summary.items() if s.test_errs}
     lines = []
-    plains = sorted((m for m in done if m.startswith("plain")), key=_order)
-    resnets = sorted((m for m in done if m.startswith("resnet")), key=_order)
+    plains = sorted((m for m in done if not get_model_spec(m).residual), key=_order)
+    resnets = sorted((m for m in done if get_model_spec(m).residual), key=_order)
     if len(plains) >= 2:
         a, b = done[plains[0]], done[plains[-1]]
         yes = b.train_mean > a.train_mean
@@ -138,8 +157,8 @@ def verdicts(runs: list[Run], summary: dict[str, ModelSummary]) -> list[str]:
         lines.append("deeper ResNet has lower training/test error: not measured (need two ResNet depths)")
     pairs = []
     for m in sorted({r.model for r in runs if r.plain}, key=_order):
-        rm = m.replace("plain", "resnet")
-        p, q = mean_response(runs, m), mean_response(runs, rm)
+        rm = counterpart(m)
+        p, q = mean_response(runs, m), mean_response(runs, rm) if rm else None
         if p is not None and q is not None:
             pairs.append((m, p, rm, q))
     if pairs:
@@ -157,9 +176,9 @@ def _colors(names: list[str]) -> dict[str, str]:
     import matplotlib
 
     cmap = matplotlib.colormaps["viridis"]
-    depths = sorted({int(re.search(r"(\d+)$", n).group(1)) for n in names})
+    depths = sorted({get_model_spec(n).depth for n in names})
     by_depth = {d: cmap(i / max(1, len(depths) - 1) * 0.9) for i, d in enumerate(depths)}
-    return {n: by_depth[int(re.search(r"(\d+)$", n).group(1))] for n in names}
+    return {n: by_depth[get_model_spec(n).depth] for n in names}
 
 
 def plot_training_curves(runs: list[Run], path: Path) -> None:

@@ -1,5 +1,8 @@
+from ..speed import SpeedSettings
 from .config import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
-from .engine import SpeedSettings, TrainStep, evaluate, load_for_inference, read_metrics, train
+from .engine import build, is_finished, train
+from .logging import read_metrics
+from .optim import TrainStep, make_optimizer
 
 __all__ = [
     "DataConfig",
@@ -9,8 +12,9 @@ __all__ = [
     "SpeedSettings",
     "TrainConfig",
     "TrainStep",
-    "evaluate",
-    "load_for_inference",
+    "build",
+    "is_finished",
+    "make_optimizer",
     "read_metrics",
     "train",
 ]

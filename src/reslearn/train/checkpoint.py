@@ -1,16 +1,31 @@
-"""Checkpoints: everything needed to resume a run exactly or to deploy its model."""
+"""Checkpoints: one definition of what they hold, one writer, one reader.
+
+A checkpoint is a dict of plain types and tensors only (no pickled classes), read with
+``torch.load(weights_only=True)``: a file that would run code on load is refused. The
+format is versioned; a checkpoint of the first format (``reslearn-checkpoint/1``, before
+the engine split) is converted on load.
+"""
 
 from __future__ import annotations
 
+import pickle
 import subprocess
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..data.cifar import atomic_torch_save
+from ..io import atomic_torch_save
 
-CHECKPOINT_FORMAT = "reslearn-checkpoint/1"
+CHECKPOINT_FORMAT = "reslearn-checkpoint"
+FORMAT_VERSION = 2
+LEGACY_FORMAT = "reslearn-checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: missing, unreadable, unsafe or of an unknown format."""
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -31,7 +46,7 @@ def _git(*args: str) -> subprocess.CompletedProcess:
 
 def git_commit() -> str | None:
     """Short commit of the reslearn checkout, "-dirty" when tracked files differ; None
-    outside a git checkout (an installed wheel)."""
+    outside a git checkout (an installed wheel). Call it on the main process only."""
     try:
         head = _git("rev-parse", "--short", "HEAD")
         if head.returncode != 0 or not head.stdout.strip():
@@ -42,8 +57,51 @@ def git_commit() -> str | None:
         return None
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    atomic_torch_save({"format": CHECKPOINT_FORMAT, **state}, Path(path))
+@dataclass
+class Checkpoint:
+    """Everything needed to resume a run exactly or to deploy its model.
+
+    model: the unwrapped state dict. spec: the net's ModelSpec as a dict. model_options:
+    the keyword options of ``create_model`` (num_classes, shortcut, variant, ...).
+    preprocessing: the Normalizer's state ({"mean", "std"} tensors). config: the resolved
+    TrainConfig as a dict. train_state: TrainState.state_dict(). optimizer: its state dict.
+    provenance: version, git commit, data source, device.
+    """
+
+    model: dict[str, torch.Tensor]
+    spec: dict[str, Any]
+    model_options: dict[str, Any]
+    classes: list[str]
+    preprocessing: dict[str, torch.Tensor]
+    config: dict[str, Any]
+    train_state: dict[str, Any] = field(default_factory=dict)
+    optimizer: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_name(self) -> str:
+        return self.spec["name"]
+
+    @property
+    def iteration(self) -> int:
+        return int(self.train_state.get("iteration", 0))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {"format": CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION, **d}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "checkpoint") -> Checkpoint:
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names[:6] if n not in d]
+        if missing:
+            raise CheckpointError(f"{where} lacks {missing}: not a complete reslearn checkpoint")
+        return cls(**{n: d[n] for n in names if n in d})
+
+
+def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
+    """Write atomically (temporary file, fsync, rename): a kill never leaves half a file."""
+    atomic_torch_save(ckpt.to_dict(), Path(path))
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -52,16 +110,129 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if p.is_dir():
         p = p / "last.pt"
     if not p.is_file():
-        raise ValueError(f"no checkpoint at {str(path)!r} (expected a .pt file or a run dir with last.pt)")
+        raise CheckpointError(
+            f"no checkpoint at {str(path)!r} (expected a .pt file or a run dir with last.pt)"
+        )
     return p
 
 
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+def _legacy_globals() -> list:
+    """The numpy reconstructors a format-1 checkpoint's numpy RNG state needs. Allowed
+    only while reading that format; they rebuild arrays and dtypes, they call nothing."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    return [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+def _torch_load(p: Path, map_location, legacy: bool) -> Any:
+    if legacy:
+        with torch.serialization.safe_globals(_legacy_globals()):
+            return torch.load(p, map_location=map_location, weights_only=True)
+    return torch.load(p, map_location=map_location, weights_only=True)
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
+    """Read a checkpoint safely (``weights_only=True``); convert the first format."""
     p = resolve_checkpoint(path)
+    raw = None
+    for legacy in (False, True):
+        try:
+            raw = _torch_load(p, map_location, legacy)
+            break
+        except pickle.UnpicklingError as e:
+            if legacy or "numpy" not in str(e):
+                raise CheckpointError(
+                    f"{str(p)!r} was refused: it holds objects that would run code on load "
+                    f"(only tensors and plain types are accepted; a checkpoint from an untrusted "
+                    f"source can execute commands). Details: {str(e).splitlines()[0][:300]}"
+                ) from None
+        except Exception as e:  # truncated, corrupted, not a torch file
+            raise CheckpointError(
+                f"{str(p)!r} is not a readable checkpoint (truncated or corrupted?): {e}"
+            ) from e
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{str(p)!r} is not a reslearn checkpoint")
+    if raw.get("format") == LEGACY_FORMAT:
+        return _from_legacy(raw, p)
+    if raw.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{str(p)!r} is not a reslearn checkpoint")
+    version = raw.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{str(p)!r} has checkpoint format version {version!r}; this reslearn reads "
+            f"{FORMAT_VERSION} (and converts format 1): upgrade reslearn to read it"
+        )
+    return Checkpoint.from_dict(raw, repr(str(p)))
+
+
+def _from_legacy(raw: dict, p: Path) -> Checkpoint:
+    """Format 1 (commit 1470735 and before) -> format 2. Same tensors, new layout."""
+    from ..models import get_model_spec
+
+    rng = raw["rng"]
+    np_state = rng["numpy"]  # ('MT19937', uint32 keys, pos, has_gauss, cached_gaussian)
+    cfg = raw["config"]
+    # Old configs spelled arbitrary CIFAR depths resnet{6n+2}; the spec names them cifar_.
+    name = raw["model_name"]
     try:
-        ckpt = torch.load(p, map_location=map_location, weights_only=False)
-    except Exception as e:
-        raise ValueError(f"{str(p)!r} is not a readable checkpoint: {e}") from e
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{str(p)!r} is not a reslearn checkpoint")
-    return ckpt
+        spec = get_model_spec(name)
+    except ValueError:
+        spec = get_model_spec(f"cifar_{name}")
+        cfg["model"]["name"] = spec.name
+    if cfg["optim"].get("iterations") is not None and cfg["optim"].get("epochs") is not None:
+        cfg["optim"]["iterations"] = None  # format 1 let epochs win over iterations
+    acc = raw["accum"]
+    state = {
+        "iteration": raw["iteration"],
+        "warming_up": raw["schedule"]["warming_up"],
+        # Format 1 did not save the warm-up window; it restarted empty on resume.
+        "warm_window": {"err": 0, "n": 0},
+        "meters": {k: acc[k] for k in ("loss", "err", "n", "steps", "train_time")},
+        "wall_s": raw["wall_s"],
+        "rng": {
+            "python": rng["python"],
+            "numpy": {
+                "keys": torch.from_numpy(np_state[1].astype("int64")),
+                "pos": int(np_state[2]),
+                "has_gauss": int(np_state[3]),
+                "cached_gaussian": float(np_state[4]),
+            },
+            "torch": rng["torch"],
+            "cuda": rng.get("cuda"),
+        },
+        "data": {"augment": rng["augment"]},
+    }
+    kw = raw["model_kwargs"]
+    return Checkpoint(
+        model=raw["model"],
+        spec=spec.to_dict(),
+        model_options={
+            "num_classes": kw["num_classes"],
+            "shortcut": kw.get("shortcut"),
+            "variant": kw.get("variant"),
+            "zero_init_residual": cfg["model"].get("zero_init_residual", False),
+        },
+        classes=list(raw["classes"]),
+        preprocessing=dict(raw["normalizer"]),
+        config=cfg,
+        train_state=state,
+        optimizer=raw["optimizer"],
+        provenance={
+            "version": raw.get("version"),
+            "git_commit": raw.get("git_commit"),
+            "data_source": raw.get("data_source"),
+            "converted_from": LEGACY_FORMAT,
+        },
+    )
+
+
+def as_plain(obj: Any) -> Any:
+    """Dataclasses and tuples -> dicts and lists (what a checkpoint may hold)."""
+    if hasattr(obj, "__dataclass_fields__"):
+        return as_plain(asdict(obj))
+    if isinstance(obj, dict):
+        return {k: as_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [as_plain(v) for v in obj]
+    return obj

@@ -1,10 +1,23 @@
-"""Training configuration: one dataclass per concern, validated, saved with every run."""
+"""Training configuration: one dataclass per concern, validated, saved with every run.
+
+This module is the one source of every option: the command line (``reslearn train``)
+is generated from these fields, ``--config FILE`` and ``--set section.field=value``
+address them by name, and the resolved config is written into every run and checkpoint.
+A field's docstring is its help text; a field with ``choices`` metadata is validated
+against them and offered as those choices on the command line.
+"""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import inspect
+import json
 import re
+import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -21,73 +34,98 @@ def _positive(name: str, value: Any, allow_zero: bool = False) -> None:
         )
 
 
+def choices(default: Any, options: tuple) -> Any:
+    """A field whose value is one of ``options`` (validated; CLI choices)."""
+    return field(default=default, metadata={"choices": options})
+
+
+class _Section:
+    """Validation shared by the sections: every ``choices`` field is checked."""
+
+    def _check_choices(self) -> None:
+        for f in dataclasses.fields(self):
+            if "choices" in f.metadata:
+                _choice(f.name, getattr(self, f.name), f.metadata["choices"])
+
+
 @dataclass
-class ModelConfig:
+class ModelConfig(_Section):
     name: str = "resnet20"
-    """A name from reslearn.list_models() (or any CIFAR resnet{6n+2} / plain{6n+2})."""
-    shortcut: str | None = None
+    """A name from reslearn.list_models(), or cifar_resnet{6n+2} / cifar_plain{6n+2}."""
+    shortcut: str | None = choices(None, (None, "A", "B", "C"))
     """None: the net's paper default (A for CIFAR nets, B for ImageNet nets)."""
-    variant: str | None = None
-    """None: "v1", the paper's stride placement."""
+    variant: str | None = choices(None, (None, "v1", "v1.5"))
+    """None: "v1", the paper's stride placement (v1.5: on the bottleneck's 3x3)."""
     zero_init_residual: bool = False
-    """Not in the paper (gamma=1 everywhere); start residual branches at zero."""
+    """Not in the paper (gamma=1 everywhere): start residual branches at zero."""
+    init_mode: str = choices("fan_out", ("fan_out", "fan_in"))
+    """He-normal init std sqrt(2/fan): fan_out (torchvision) or fan_in; the paper's [13] allows both."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"model name must be a non-empty string, got {self.name!r}")
-        if self.shortcut is not None:
-            _choice("shortcut", self.shortcut, ("A", "B", "C"))
-        if self.variant is not None:
-            _choice("variant", self.variant, ("v1", "v1.5"))
-
-    def depth(self) -> int:
-        m = re.search(r"(\d+)$", self.name)
-        return int(m.group(1)) if m else 0
+        self._check_choices()
 
 
 @dataclass
-class DataConfig:
+class DataConfig(_Section):
     data_dir: str = "./data/cifar10"
     """Folder holding cifar-10-batches-py/, that folder itself, or a train/ test/ tree."""
     val_split: int = 0
     """Hold out this many training images for validation (paper: 5000); 0 = train on all."""
-    normalize: str = "pixel"
-    """"pixel": the paper's per-pixel mean subtraction; "channel": per-channel mean/std."""
+    normalize: str = choices("pixel", ("pixel", "channel"))
+    """pixel: the paper's per-pixel mean subtraction; channel: per-channel mean/std."""
     augment: bool = True
-    """The paper's pad-4 random crop + horizontal flip; False trains on the plain images."""
+    """The paper's pad-4 random crop + horizontal flip; off trains on the plain images."""
     download: bool = True
     """Download the canonical archive when the data is absent."""
+    loader: str = choices("auto", ("auto", "device", "stream"))
+    """device: the whole uint8 set on the training device (CIFAR default); stream: DataLoader workers."""
+    workers: int = 0
+    """DataLoader worker processes of the stream loader; 0 = one per CPU core."""
 
     def __post_init__(self) -> None:
         _positive("val_split", self.val_split, allow_zero=True)
-        _choice("normalize", self.normalize, ("pixel", "channel"))
+        _positive("workers", self.workers, allow_zero=True)
+        self._check_choices()
 
 
 @dataclass
-class OptimConfig:
-    recipe: str = "paper"
+class OptimConfig(_Section):
+    recipe: str = choices("paper", ("paper",))
     """The paper's CIFAR recipe (Section 4.2). The fields below are its numbers."""
     batch_size: int = 128
+    """Global mini-batch (paper: 128, on two GPUs of 64)."""
     lr: float = 0.1
+    """Base learning rate (paper: 0.1)."""
     momentum: float = 0.9
+    """SGD momentum (paper: 0.9)."""
     weight_decay: float = 1e-4
+    """L2 weight decay (paper: 0.0001)."""
+    norm_weight_decay: float | None = None
+    """Weight decay of BN weights/biases and of all biases; None = weight_decay, as the paper (Caffe)."""
     iterations: int | None = 64_000
     """Total iterations (paper: 64k). The milestones scale with it."""
     epochs: int | None = None
     """Alternative to iterations: this many passes over the training split."""
     milestones: tuple[float, ...] = (0.5, 0.75)
     """Fractions of the run at which lr is divided by 10 (paper: 32k and 48k of 64k)."""
-    warmup: str = "auto"
-    """"auto": warm up for nets of 110+ layers, as the paper; "on"; "off"."""
+    warmup: str = choices("auto", ("auto", "on", "off"))
+    """auto: lr 0.01 until training error < 80% for nets of 110+ layers, as the paper; on; off."""
     warmup_lr: float = 0.01
+    """Learning rate while warming up (paper: 0.01)."""
     warmup_until_err: float = 80.0
     """Warm-up ends once the training error (percent) falls below this."""
     warmup_check_every: int = 20
     """Iterations per training-error window while warming up (a host sync per window)."""
 
     def __post_init__(self) -> None:
-        _choice("recipe", self.recipe, ("paper",))
+        self._check_choices()
         _positive("batch_size", self.batch_size)
+        if self.iterations is not None and self.epochs is not None:
+            raise ValueError(
+                f"set iterations or epochs, not both (got iterations={self.iterations}, epochs={self.epochs})"
+            )
         if self.epochs is not None:
             _positive("epochs", self.epochs)
         if self.iterations is not None:
@@ -101,18 +139,20 @@ class OptimConfig:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.norm_weight_decay is not None and self.norm_weight_decay < 0:
+            raise ValueError(f"norm_weight_decay must be >= 0, got {self.norm_weight_decay!r}")
         self.milestones = tuple(float(m) for m in self.milestones)
         if any(not 0 < m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
             raise ValueError(f"milestones must be increasing fractions in (0, 1), got {self.milestones}")
-        _choice("warmup", self.warmup, ("auto", "on", "off"))
         _positive("warmup_check_every", self.warmup_check_every)
 
 
 @dataclass
-class RunConfig:
+class RunConfig(_Section):
     out: str | None = None
-    """Run directory; None: runs/<model>-<timestamp>."""
+    """Run directory; None: runs/<model>-s<seed>-<time>."""
     seed: int = 0
+    """Seeds the init, the data order and the augmentation."""
     device: str = "auto"
     """auto (cuda when present), cpu, cuda, cuda:N."""
     eval_every: int = 0
@@ -120,27 +160,30 @@ class RunConfig:
     checkpoint_every: int = 0
     """Iterations between checkpoints (RUN_DIR/last.pt); 0 = at every evaluation."""
     eval_batch_size: int = 1000
+    """Images per evaluation batch."""
     channels_last: bool | None = None
-    """None: the device's fast default (see docs/performance.md)."""
-    amp: str = "auto"
-    """"auto": the device's fast default; "bf16": bfloat16 autocast; "off": fp32."""
+    """None (auto): the device's fast default (see docs/performance.md)."""
+    amp: str = choices("auto", ("auto", "bf16", "off"))
+    """auto: the device's fast default; bf16: bfloat16 autocast; off: fp32."""
     compile: bool = False
     """torch.compile the model (inductor)."""
-    progress: str = "auto"
-    """"auto": a bar on a terminal, log lines otherwise; "bar"; "log"; "none"."""
+    progress: str = choices("auto", ("auto", "bar", "log", "none"))
+    """auto: a bar on a terminal, log lines otherwise; bar; log; none."""
     tensorboard: bool = True
     """Also log to TensorBoard when it is installed."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.seed, int):
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", str(self.device)):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         _positive("eval_every", self.eval_every, allow_zero=True)
         _positive("checkpoint_every", self.checkpoint_every, allow_zero=True)
         _positive("eval_batch_size", self.eval_batch_size)
-        _choice("amp", self.amp, ("auto", "bf16", "off"))
-        _choice("progress", self.progress, ("auto", "bar", "log", "none"))
+        self._check_choices()
+
+
+SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "run": RunConfig}
 
 
 @dataclass
@@ -151,23 +194,240 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists: plain types
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        def build(kind, values):
+        unknown = set(d) - set(SECTIONS)
+        if unknown:
+            raise ValueError(f"unknown config sections: {sorted(unknown)} (known: {list(SECTIONS)})")
+        parts = {}
+        for name, kind in SECTIONS.items():
+            values = dict(d.get(name) or {})
             names = {f.name for f in dataclasses.fields(kind)}
-            unknown = set(values) - names
-            if unknown:
-                raise ValueError(f"unknown {kind.__name__} keys: {sorted(unknown)}")
-            return kind(**values)
+            bad = set(values) - names
+            if bad:
+                raise ValueError(f"unknown {name} keys: {sorted(bad)} (known: {sorted(names)})")
+            if "milestones" in values:
+                values["milestones"] = tuple(values["milestones"])
+            parts[name] = kind(**values)
+        return cls(**parts)
 
-        o = dict(d.get("optim", {}))
-        if "milestones" in o:
-            o["milestones"] = tuple(o["milestones"])
-        return cls(
-            build(ModelConfig, d.get("model", {})),
-            build(DataConfig, d.get("data", {})),
-            build(OptimConfig, o),
-            build(RunConfig, d.get("run", {})),
-        )
+    def replace(self, overrides: dict[str, Any]) -> TrainConfig:
+        """A copy with ``{"section.field": value}`` applied, each section re-validated.
+
+        Setting ``optim.epochs`` clears ``optim.iterations`` (and the reverse) unless both
+        are given, so that either one alone chooses the run length.
+        """
+        d = self.to_dict()
+        keys = set(overrides)
+        for key, value in overrides.items():
+            section, name = split_key(key)
+            d[section][name] = list(value) if isinstance(value, tuple) else value
+        for a, b in (("optim.epochs", "optim.iterations"), ("optim.iterations", "optim.epochs")):
+            if a in keys and b not in keys and overrides[a] is not None:
+                d["optim"][b.split(".")[1]] = None
+        return TrainConfig.from_dict(d)
+
+
+# ---------------------------------------------------------------- fields as data
+@dataclass(frozen=True)
+class FieldInfo:
+    section: str
+    name: str
+    type: Any  # the resolved annotation
+    default: Any
+    help: str
+    choices: tuple | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.section}.{self.name}"
+
+
+@functools.cache
+def _docstrings(kind: type) -> dict[str, str]:
+    """Field docstrings (the string literal under each field) from the class source."""
+    try:
+        tree = ast.parse(inspect.getsource(kind))
+    except (OSError, TypeError):  # no source (frozen app): no help text, everything works
+        return {}
+    body = tree.body[0].body
+    out = {}
+    for node, nxt in zip(body, body[1:]):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
+            out[node.target.id] = " ".join(nxt.value.value.split())
+    return out
+
+
+def config_fields() -> list[FieldInfo]:
+    """Every field of every section, in declaration order."""
+    out = []
+    for section, kind in SECTIONS.items():
+        hints = typing.get_type_hints(kind)
+        docs = _docstrings(kind)
+        for f in dataclasses.fields(kind):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            out.append(FieldInfo(section, f.name, hints[f.name], default, docs.get(f.name, ""),
+                                 f.metadata.get("choices")))  # fmt: skip
+    return out
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """"optim.weight_decay" -> ("optim", "weight_decay"), checked against the sections."""
+    section, _, name = key.partition(".")
+    if section not in SECTIONS or not name:
+        raise ValueError(f"config key {key!r} must be section.field with section one of {list(SECTIONS)}")
+    names = [f.name for f in dataclasses.fields(SECTIONS[section])]
+    if name not in names:
+        raise ValueError(f"unknown config key {key!r}; {section} has: {', '.join(names)}")
+    return section, name
+
+
+def _info(key: str) -> FieldInfo:
+    split_key(key)
+    return next(f for f in config_fields() if f.key == key)
+
+
+def parse_value(key: str, text: str) -> Any:
+    """A command-line string for ``key`` as its field's type ("none" for optional fields)."""
+    t = _info(key).type
+    args = typing.get_args(t)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), t) if optional else t
+    low = text.strip().lower()
+    if optional and low in ("none", "null", "auto", ""):
+        return None
+    try:
+        if base is bool:
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if base is int:
+            return int(text)
+        if base is float:
+            return float(text)
+        if typing.get_origin(base) is tuple:
+            return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"{key}: {text!r} is not a valid {getattr(base, '__name__', base)}") from None
+    return text
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``["optim.weight_decay=5e-4", ...]`` -> ``{"optim.weight_decay": 0.0005, ...}``."""
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"--set takes section.field=value, got {item!r}")
+        out[key.strip()] = parse_value(key.strip(), value)
+    return out
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A config file (JSON, TOML or YAML) with the sections of config.json, as
+    ``{"section.field": value}``. A run's own config.json is a valid file."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ValueError(f"config file {str(path)!r} does not exist")
+    text = p.read_text()
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".json":
+            d = json.loads(text)
+        elif suffix == ".toml":
+            import tomllib
+
+            d = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                msg = f"{str(path)!r}: YAML needs PyYAML (pip install pyyaml); or use JSON/TOML"
+                raise ValueError(msg) from None
+            d = yaml.safe_load(text)
+        else:
+            raise ValueError(f"config file {str(path)!r}: use .json, .toml, .yaml or .yml")
+    except ValueError:
+        raise
+    except Exception as e:
+        raise ValueError(f"config file {str(path)!r} is not valid {suffix[1:]}: {e}") from e
+    if not isinstance(d, dict):
+        raise ValueError(f"config file {str(path)!r} must hold a table of sections {list(SECTIONS)}")
+    flat = {}
+    for section, values in d.items():
+        if section not in SECTIONS or not isinstance(values, dict):
+            raise ValueError(
+                f"config file {str(path)!r}: unknown section {section!r} (known: {list(SECTIONS)})"
+            )
+        for name, value in values.items():
+            split_key(f"{section}.{name}")
+            flat[f"{section}.{name}"] = tuple(value) if isinstance(value, list) else value
+    return flat
+
+
+# What may change when a run is resumed: where and how it runs and reports, where its
+# data now lives, and a longer run. Anything else would silently change the experiment.
+RESUME_SAFE = {
+    "run.device",
+    "run.progress",
+    "run.eval_every",
+    "run.checkpoint_every",
+    "run.eval_batch_size",
+    "run.tensorboard",
+    "run.compile",
+    "data.data_dir",
+    "data.workers",
+    "optim.iterations",
+}
+
+
+def apply_layers(cfg: TrainConfig, layers: list[dict[str, Any]]) -> TrainConfig:
+    """``cfg`` with each layer of overrides applied in turn (config file, --set, flags)."""
+    for layer in layers:
+        if layer:
+            cfg = cfg.replace(layer)
+    return cfg
+
+
+def diff(a: TrainConfig, b: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """{"section.field": (a's value, b's value)} for every field that differs."""
+    da, db = a.to_dict(), b.to_dict()
+    return {f"{s}.{k}": (da[s][k], db[s][k]) for s in da for k in da[s] if da[s][k] != db[s][k]}
+
+
+def resume_config(
+    saved: TrainConfig, layers: list[dict[str, Any]], flag_names: dict[str, str] | None = None
+) -> TrainConfig:
+    """The config of a resumed run: ``saved`` with the overrides applied where safe.
+
+    A value equal to the saved one is fine; a change of a field outside
+    :data:`RESUME_SAFE` (or a shorter ``iterations``) is refused, naming the flag:
+    nothing given on the command line is silently ignored.
+    """
+    flag_names = flag_names or {}
+    new = apply_layers(saved, layers)
+    for key, (old, value) in diff(saved, new).items():
+        if key == "run.out":
+            continue  # the run directory is the one being resumed
+        flag = flag_names.get(key, f"--set {key}")
+        if key not in RESUME_SAFE:
+            raise ValueError(
+                f"{flag} cannot change on --resume (the run has {key}={old!r}, asked {value!r}): "
+                f"it would change the experiment; start a new run instead. Safe to change: "
+                f"{', '.join(sorted(RESUME_SAFE))}"
+            )
+        if key == "optim.iterations" and (old is None or value is None or value < old):
+            raise ValueError(
+                f"{flag} on --resume may only lengthen the run (it has {key}={old!r}, asked {value!r})"
+            )
+    return new

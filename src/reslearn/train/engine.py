@@ -1,309 +1,308 @@
-"""The training engine: the paper's CIFAR recipe on any device, resumable, observable.
+"""The training engine: build a run from its config, run intervals, evaluate, checkpoint.
 
-Data lives on the training device as uint8; augmentation is batched tensor ops there;
-the loop never synchronises with the host except at evaluations (and, during the
-110-layer warm-up, once per ``warmup_check_every`` iterations).
+    train()  ->  start_run() / resume_run()   resolve the config and the run directory
+             ->  build()                       data, model, optimizer, state (nothing written yet)
+             ->  loop: run_interval() -> report() -> save()      until the last iteration
+             ->  finish()                      final.json
+
+The loop does not know which data set it trains on: it asks a ``TrainData`` for batches
+(reslearn.data.base). Evaluation lives in reslearn.evaluate. Only the main process
+writes files; meters are summed over processes (reslearn.distributed).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
-import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__
-from ..data import Normalizer, fit_normalizer, load_cifar10
-from ..data.augment import random_crop_flip
-from ..models import create_model
-from .checkpoint import git_commit, load_checkpoint, save_checkpoint, unwrap
-from .config import TrainConfig
+from ..data import DataError, load_cifar10
+from ..data.base import TrainData
+from ..data.device import DeviceData
+from ..data.stream import StreamData
+from ..distributed import DistInfo, current
+from ..evaluate import evaluate
+from ..io import atomic_write_text
+from ..models import ModelSpec, create_model, get_model_spec
+from ..speed import SpeedSettings, select_device
+from .checkpoint import Checkpoint, git_commit, load_checkpoint, save_checkpoint, unwrap
+from .config import TrainConfig, apply_layers, resume_config
+from .logging import MetricsLog, Progress, format_row, read_metrics
+from .optim import TrainStep, make_optimizer
 from .schedules import lr_at, milestone_iterations
+from .state import TrainState
+
+__all__ = ["Trainer", "build", "is_finished", "read_metrics", "train"]
 
 
-# ---------------------------------------------------------------- device and speed
-def select_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available here")
-    return dev
-
-
-def cpu_has_amx_bf16() -> bool:
-    """True when the CPU multiplies bf16 in hardware (Intel AMX), where bf16 autocast pays
-    (about 1.6x over fp32 channels_last for ResNet-20 here; docs/performance.md).
-    Without AMX, bf16 convolutions are emulated or slower, so fp32 stays the default."""
-    init_amx = getattr(torch._C._cpu, "_init_amx", None)  # asks the OS for AMX state
-    if init_amx is not None:
-        try:
-            if init_amx():
-                return True
-        except RuntimeError:
-            pass
-    try:
-        with open("/proc/cpuinfo") as f:
-            return "amx_bf16" in f.read()
-    except OSError:
-        return False
-
-
-@dataclass(frozen=True)
-class SpeedSettings:
-    """How a step runs. ``baseline()`` is eager NCHW fp32; ``fast()`` the engine default."""
-
-    channels_last: bool = False
-    amp_dtype: torch.dtype | None = None
-    compile: bool = False
-
-    @staticmethod
-    def baseline() -> SpeedSettings:
-        return SpeedSettings()
-
-    @staticmethod
-    def fast(device: torch.device) -> SpeedSettings:
-        # Measured in docs/performance.md: channels_last pays on CPU and GPU; bf16
-        # autocast pays on CUDA and on CPUs with AMX.
-        bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_has_amx_bf16())
-        return SpeedSettings(channels_last=True, amp_dtype=torch.bfloat16 if bf16 else None)
-
-    @staticmethod
-    def from_run(run, device: torch.device) -> SpeedSettings:
-        fast = SpeedSettings.fast(device)
-        cl = fast.channels_last if run.channels_last is None else run.channels_last
-        amp = {"auto": fast.amp_dtype, "bf16": torch.bfloat16, "off": None}[run.amp]
-        return SpeedSettings(channels_last=cl, amp_dtype=amp, compile=run.compile)
-
-    def describe(self) -> str:
-        amp = "bf16" if self.amp_dtype == torch.bfloat16 else "fp32"
-        fmt = "channels_last" if self.channels_last else "NCHW"
-        return f"{fmt}, {amp}{', compiled' if self.compile else ''}"
-
-    def autocast(self, device: torch.device):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device.type, dtype=self.amp_dtype)
-
-    def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-
-class TrainStep:
-    """One SGD step: forward, cross-entropy, backward, update. Returns device tensors
-    (loss, number of misclassified samples) so that the caller never waits on the host."""
-
-    def __init__(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        speed: SpeedSettings,
-        device: torch.device,
-    ) -> None:
-        self.raw = model
-        self.speed = speed
-        self.device = device
-        if speed.channels_last:
-            model.to(memory_format=torch.channels_last)
-        if speed.compile:
-            # On CUDA, "reduce-overhead" replays CUDA graphs: a ResNet-56 step is hundreds of
-            # small kernels, so launch overhead, not arithmetic, bounds it at batch 128.
-            mode = "reduce-overhead" if device.type == "cuda" else None
-            self.model = torch.compile(model, mode=mode)
-        else:
-            self.model = model
-        self.optimizer = optimizer
-
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.speed.prepare_input(x)
-        with self.speed.autocast(self.device):
-            logits = self.model(x)
-            loss = F.cross_entropy(logits, y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach(), (logits.argmax(1) != y).sum()
-
-
-def make_optimizer(model: nn.Module, cfg, device: torch.device) -> torch.optim.SGD:
-    """SGD with momentum 0.9 and weight decay 1e-4 on every parameter (paper Section 3.4)."""
-    kw = {}
-    if device.type == "cuda":
-        kw["fused"] = True  # one kernel for the update instead of a few per parameter group
-    return torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **kw
-    )
-
-
-# ---------------------------------------------------------------- evaluation
-@torch.inference_mode()
-def evaluate(
-    model: nn.Module,
-    normalizer: Normalizer,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    batch_size: int = 1000,
-    speed: SpeedSettings = SpeedSettings(),
-    device: torch.device | None = None,
-) -> dict:
-    """Single-view (the original 32x32 image) top-1/top-5 error in percent, mean loss."""
-    device = device or x.device
-    was_training = model.training
-    model.eval()
-    top1 = top5 = 0
-    loss = 0.0
-    try:
-        for i in range(0, len(x), batch_size):
-            xb = speed.prepare_input(normalizer(x[i : i + batch_size].to(device)))
-            yb = y[i : i + batch_size].to(device)
-            with speed.autocast(device):
-                logits = model(xb)
-            logits = logits.float()
-            loss += F.cross_entropy(logits, yb, reduction="sum").item()
-            k = min(5, logits.shape[1])
-            topk = logits.topk(k, 1).indices
-            top1 += (topk[:, 0] != yb).sum().item()
-            top5 += (~(topk == yb[:, None]).any(1)).sum().item()
-    finally:
-        model.train(was_training)
-    n = len(x)
-    return {
-        "top1_err": 100.0 * top1 / n,
-        "top5_err": 100.0 * top5 / n,
-        "loss": loss / n,
-        "images": n,
-    }
-
-
-# ---------------------------------------------------------------- data
+# ---------------------------------------------------------------- the parts of a run
 @dataclass
-class Splits:
-    train_x: torch.Tensor  # (N, 3, 32, 32) uint8 on the device
-    train_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    val_x: torch.Tensor | None
-    val_y: torch.Tensor | None
-    classes: tuple[str, ...]
-    source: str
-    format: str
+class Trainer:
+    """A run in progress: what ``build`` made and the loop's few moving parts."""
+
+    cfg: TrainConfig
+    spec: ModelSpec
+    run_dir: Path
+    device: torch.device
+    speed: SpeedSettings
+    dist: DistInfo
+    data: TrainData
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    step: TrainStep
+    state: TrainState
+    total: int  # iterations of the whole run
+    milestones: list[int]
+    eval_every: int
+    ckpt_every: int
+    commit: str | None
+    progress: Progress
+    log: MetricsLog | None = None  # main process only
+    t_start: float = field(default_factory=time.perf_counter)
+    lr: float = 0.0  # of the last step
+    _epoch_batches: tuple[int, Any] | None = None  # (epoch, iterator) being consumed
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.data.steps_per_epoch()
+
+    def wall_s(self) -> float:
+        return self.state.wall_s + (time.perf_counter() - self.t_start)
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, pos = divmod(self.state.iteration, self.steps_per_epoch)
+        if self._epoch_batches is None or self._epoch_batches[0] != epoch:
+            self._epoch_batches = (epoch, self.data.batches(epoch, pos))
+        return next(self._epoch_batches[1])
 
 
-def make_splits(cfg: TrainConfig, device: torch.device) -> Splits:
-    arrays = load_cifar10(cfg.data.data_dir, download=cfg.data.download)
-    tx, ty = arrays.train_x, arrays.train_y
-    vx = vy = None
-    k = cfg.data.val_split
-    if k:
-        if k >= len(tx):
-            raise ValueError(f"val_split={k} leaves no training images (train split has {len(tx)})")
-        # The paper's 45k/5k split; deterministic in the seed.
-        perm = torch.randperm(len(tx), generator=torch.Generator().manual_seed(cfg.run.seed))
-        vx, vy = tx[perm[:k]], ty[perm[:k]]
-        tx, ty = tx[perm[k:]], ty[perm[k:]]
-    if len(tx) < cfg.optim.batch_size:
-        raise ValueError(f"batch_size={cfg.optim.batch_size} exceeds the {len(tx)} training images")
-    to = lambda t: None if t is None else t.to(device)  # noqa: E731
-    return Splits(
-        to(tx),
-        to(ty),
-        to(arrays.test_x),
-        to(arrays.test_y),
-        to(vx),
-        to(vy),
-        arrays.classes,
-        arrays.source,
-        arrays.format,
-    )
+def make_train_data(cfg: TrainConfig, device: torch.device, dist: DistInfo) -> TrainData:
+    """The TrainData implementation the config asks for (device-resident by default)."""
+    d = cfg.data
+    common = dict(batch_size=cfg.optim.batch_size, seed=cfg.run.seed, device=device,
+                  val_split=d.val_split, normalize=d.normalize, augment=d.augment,
+                  eval_batch_size=cfg.run.eval_batch_size, dist=dist)  # fmt: skip
+    if d.loader == "stream":
+        if not Path(d.data_dir).expanduser().is_dir():
+            raise DataError(f"data directory {d.data_dir!r} does not exist")
+        return StreamData(d.data_dir, workers=d.workers, **common)
+    return DeviceData(load_cifar10(d.data_dir, download=d.download), **common)
 
 
-def epoch_permutation(n: int, seed: int, epoch: int, device: torch.device) -> torch.Tensor:
-    """The data order of one epoch: a function of (seed, epoch) only, so resumable."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g).to(device)
+def model_options(cfg: TrainConfig, num_classes: int) -> dict[str, Any]:
+    m = cfg.model
+    return {"num_classes": num_classes, "shortcut": m.shortcut, "variant": m.variant,
+            "zero_init_residual": m.zero_init_residual, "init_mode": m.init_mode}  # fmt: skip
 
 
-# ---------------------------------------------------------------- logging
-class MetricsLog:
-    """RUN_DIR/metrics.jsonl (one JSON object per evaluation) and TensorBoard if present."""
-
-    def __init__(self, run_dir: Path, resume_iteration: int | None, tensorboard: bool) -> None:
-        self.path = run_dir / "metrics.jsonl"
-        if resume_iteration is not None and self.path.exists():
-            # Drop lines written after the checkpoint we resume from: they are re-made.
-            keep = [
-                ln
-                for ln in self.path.read_text().splitlines()
-                if ln.strip() and json.loads(ln)["iteration"] <= resume_iteration
-            ]
-            self.path.write_text("".join(ln + "\n" for ln in keep))
-        elif self.path.exists():
-            self.path.unlink()
-        self.tb = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(run_dir / "tb"))
-            except Exception:  # tensorboard not installed: jsonl only
-                self.tb = None
-
-    def write(self, row: dict) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        if self.tb is not None:
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and k != "iteration":
-                    self.tb.add_scalar(k, v, row["iteration"])
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
+def warmup_enabled(cfg: TrainConfig, spec: ModelSpec) -> bool:
+    """Paper 4.2: the 110-layer net warms up at lr 0.01; "auto" does so from 110 layers on."""
+    return cfg.optim.warmup == "on" or (cfg.optim.warmup == "auto" and spec.depth >= 110)
 
 
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    p = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()] if p.exists() else []
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def build(cfg: TrainConfig, run_dir: Path, ckpt: Checkpoint | None = None) -> Trainer:
+    """Everything a run needs, from its config (and checkpoint when resuming). Writes nothing."""
+    spec = get_model_spec(cfg.model.name)
+    dist = current()
+    device = select_device(cfg.run.device)
+    speed = SpeedSettings.from_run(cfg.run, device)
+    seed_everything(cfg.run.seed)
+    data = make_train_data(cfg, device, dist)  # before any file is written: bad data leaves nothing
+    model = create_model(spec.name, **model_options(cfg, len(data.classes))).to(device)
+    optimizer = make_optimizer(model, cfg.optim, device)
+    ipe = data.steps_per_epoch()
+    total = cfg.optim.iterations if cfg.optim.epochs is None else cfg.optim.epochs * ipe
+    eval_every = cfg.run.eval_every or ipe
+    state = TrainState(warming_up=warmup_enabled(cfg, spec))
+    if ckpt is not None:
+        unwrap(model).load_state_dict(ckpt.model)
+        optimizer.load_state_dict(ckpt.optimizer)
+        data.normalizer.load_state_dict(ckpt.preprocessing)
+        data.load_state_dict(state.load_state_dict(ckpt.train_state))
+    return Trainer(
+        cfg=cfg, spec=spec, run_dir=run_dir, device=device, speed=speed, dist=dist, data=data, model=model,
+        optimizer=optimizer, step=TrainStep(model, optimizer, speed, device), state=state, total=total,
+        milestones=milestone_iterations(total, cfg.optim.milestones), eval_every=eval_every,
+        ckpt_every=cfg.run.checkpoint_every or eval_every, commit=git_commit() if dist.is_main else None,
+        progress=Progress(cfg.run.progress, total, state.iteration, dist.is_main),
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- the loop
-def _rng_state(aug_gen: torch.Generator) -> dict:
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "augment": aug_gen.get_state(),
+def run_interval(tr: Trainer, until: int) -> None:
+    """Train from ``tr.state.iteration`` up to iteration ``until``; add the interval to the
+    meters. The device is synchronised once, at the end (and once per warm-up window)."""
+    st, dev = tr.state, tr.device
+    # float64: sums of float32 losses stay exact, so a resumed run matches bit for bit.
+    loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
+    err_sum = torch.zeros((), device=dev, dtype=torch.long)
+    warm_err = torch.tensor(st.warm_window["err"], device=dev, dtype=torch.long)
+    n_local, t0, start = 0, time.perf_counter(), st.iteration
+    while st.iteration < until:
+        x, y = tr.next_batch()
+        tr.lr = lr_at(st.iteration, base_lr=tr.cfg.optim.lr, milestones=tr.milestones,
+                      warming_up=st.warming_up, warmup_lr=tr.cfg.optim.warmup_lr)  # fmt: skip
+        for g in tr.optimizer.param_groups:
+            g["lr"] = tr.lr
+        loss, errs = tr.step(x, y)
+        loss_sum += loss
+        err_sum += errs
+        n_local += len(y)
+        st.iteration += 1
+        if st.warming_up:
+            warm_err += errs
+            st.warm_window["n"] += len(y)
+            if st.warm_window["n"] >= tr.cfg.optim.warmup_check_every * len(y):
+                end_warmup_window(tr, warm_err)
+    st.warm_window["err"] = int(warm_err.item())
+    n = torch.tensor(float(n_local), dtype=torch.float64, device=dev)
+    loss, err, n = tr.dist.all_reduce_sum(torch.stack([loss_sum, err_sum.double(), n])).tolist()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    steps = st.iteration - start
+    st.meters.add(loss / tr.dist.world_size, int(err), int(n), steps, time.perf_counter() - t0)
+    tr.progress.update(steps)
+
+
+def end_warmup_window(tr: Trainer, warm_err: torch.Tensor) -> None:
+    """Paper 4.2 (110 layers): lr 0.01 until the training error is below 80%, measured
+    over windows of ``warmup_check_every`` iterations (one host sync per window)."""
+    w, o = tr.state.warm_window, tr.cfg.optim
+    both = torch.tensor([float(warm_err.item()), float(w["n"])], dtype=torch.float64, device=tr.device)
+    err, n = tr.dist.all_reduce_sum(both).tolist()
+    if 100.0 * err / n < o.warmup_until_err:
+        tr.state.warming_up = False
+        tr.progress.log(f"warm-up done at iteration {tr.state.iteration}: training error below "
+                        f"{o.warmup_until_err}%, lr back to {o.lr}")  # fmt: skip
+    warm_err.zero_()
+    w["n"] = 0
+
+
+def report(tr: Trainer) -> dict:
+    """Evaluate, write one metrics row (main process), reset the meters."""
+    st, final = tr.state, tr.state.iteration == tr.total
+    summary = st.meters.summary()
+    row = {"iteration": st.iteration, "epoch": round(st.iteration / tr.steps_per_epoch, 4), "lr": tr.lr,
+           "loss": summary["loss"], "train_err": summary["train_err"]}  # fmt: skip
+    sets = tr.data.eval_sets()
+    if "val" in sets:
+        row["val_err"] = top1_err(tr, sets["val"])
+    # With a validation split the test set stays untouched until the end.
+    row["test_err"] = top1_err(tr, sets["test"]) if "val" not in sets or final else None
+    row["images_per_s"] = summary["images_per_s"]
+    row["wall_s"] = tr.wall_s()
+    if tr.log is not None:
+        tr.log.write(row)
+    tr.progress.log(format_row(row, tr.total))
+    st.meters = type(st.meters)()
+    return row
+
+
+def top1_err(tr: Trainer, split) -> float:
+    res = evaluate(tr.model, split, tr.data.normalizer, speed=tr.speed.for_evaluation(), dist=tr.dist)
+    return res["top1_err"]
+
+
+def make_checkpoint(tr: Trainer) -> Checkpoint:
+    state = tr.state.state_dict(tr.data.state_dict())
+    state["wall_s"] = tr.wall_s()
+    return Checkpoint(
+        model=unwrap(tr.model).state_dict(),
+        spec=tr.spec.to_dict(),
+        model_options=model_options(tr.cfg, len(tr.data.classes)),
+        classes=list(tr.data.classes),
+        preprocessing=tr.data.normalizer.state_dict(),
+        config=tr.cfg.to_dict(),
+        train_state=state,
+        optimizer=tr.optimizer.state_dict(),
+        provenance={"version": __version__, "git_commit": tr.commit, "data_source": tr.data.source,
+                    "device": str(tr.device), "milestones": tr.milestones, "total": tr.total},  # fmt: skip
+    )
+
+
+def save(tr: Trainer) -> None:
+    if tr.dist.is_main:
+        save_checkpoint(tr.run_dir / "last.pt", make_checkpoint(tr))
+
+
+def finish(tr: Trainer) -> None:
+    """RUN_DIR/final.json: the run's result and provenance."""
+    if not tr.dist.is_main:
+        return
+    rows = read_metrics(tr.run_dir)
+    final = {
+        "iteration": tr.state.iteration,
+        "test_err": rows[-1]["test_err"],
+        "train_err": rows[-1]["train_err"],
+        "wall_s": rows[-1]["wall_s"],
+        "device": str(tr.device),
+        "speed": tr.speed.describe(),
+        "data_source": tr.data.source,
+        "data_format": tr.data.format,
+        "version": __version__,
+        "git_commit": tr.commit,
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    atomic_write_text(tr.run_dir / "final.json", json.dumps(final, indent=2) + "\n")
 
 
-def _set_rng_state(state: dict, aug_gen: torch.Generator) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    aug_gen.set_state(state["augment"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def next_boundary(tr: Trainer, stop_at: int) -> int:
+    """The next iteration that ends an interval: an evaluation, a checkpoint or the stop."""
+    it = tr.state.iteration
+    nxt = [(it // k + 1) * k for k in (tr.eval_every, tr.ckpt_every)]
+    return min(*nxt, tr.total, stop_at)
 
 
+def loop(tr: Trainer, stop_at: int) -> None:
+    while tr.state.iteration < stop_at:
+        run_interval(tr, next_boundary(tr, stop_at))
+        it = tr.state.iteration
+        if it % tr.eval_every == 0 or it == tr.total:
+            report(tr)
+        if it % tr.ckpt_every == 0 or it == tr.total or it == stop_at:
+            save(tr)
+
+
+# ---------------------------------------------------------------- entry point
 def default_run_dir(cfg: TrainConfig) -> Path:
     return Path("runs") / f"{cfg.model.name}-s{cfg.run.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _log(msg: str) -> None:
-    print(msg, flush=True)
+def start_run(cfg: TrainConfig) -> tuple[TrainConfig, Path]:
+    """A new run: validate the model, choose the run directory, refuse one holding a run."""
+    spec = get_model_spec(cfg.model.name)
+    if not spec.residual and cfg.model.shortcut is not None:
+        raise ValueError(
+            f"{spec.name} is a plain net and has no shortcuts; got shortcut={cfg.model.shortcut!r}"
+        )
+    run_dir = Path(cfg.run.out) if cfg.run.out else default_run_dir(cfg)
+    if (run_dir / "last.pt").exists():
+        raise ValueError(
+            f"{str(run_dir)!r} already holds a run (last.pt); continue it with "
+            f"--resume {run_dir} or choose another --out (nothing is overwritten)"
+        )
+    return cfg.replace({"run.out": str(run_dir)}), run_dir
+
+
+def resume_run(resume: str | os.PathLike, layers: list[dict], flags: dict | None):
+    ckpt = load_checkpoint(resume)
+    run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent
+    cfg = resume_config(TrainConfig.from_dict(ckpt.config), layers, flags)
+    return cfg.replace({"run.out": str(run_dir)}), run_dir, ckpt
 
 
 def train(
@@ -311,269 +310,53 @@ def train(
     resume: str | os.PathLike | None = None,
     *,
     stop_after: int | None = None,
+    overrides: dict[str, Any] | list[dict[str, Any]] | None = None,
+    flag_names: dict[str, str] | None = None,
 ) -> Path:
     """Train with ``cfg`` into its run directory, or continue the run at ``resume``.
 
-    ``stop_after``: stop (with a checkpoint) after this many iterations of the run, as an
-    interruption would; used to test that resuming reproduces an uninterrupted run.
+    ``overrides``: {"section.field": value}, or a list of such layers applied in turn
+    (config file, --set, flags). On a resumed run they apply where safe
+    (config.RESUME_SAFE) and are refused otherwise, named by ``flag_names``. ``stop_after``: stop (with a
+    checkpoint) after this many iterations of the run, as an interruption would.
     Returns the run directory.
     """
-    ckpt = None
+    layers = [overrides] if isinstance(overrides, dict) else list(overrides or [])
     if resume is not None:
-        ckpt = load_checkpoint(resume)
-        cfg = TrainConfig.from_dict(ckpt["config"])
-        run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent
+        if cfg is not None:
+            raise ValueError("give a config or a run to resume, not both")
+        cfg, run_dir, ckpt = resume_run(resume, layers, flag_names)
     else:
-        cfg = cfg or TrainConfig()
-        # Validate the model before anything is written (a bad name leaves no run dir).
-        create_model(
-            cfg.model.name,
-            shortcut=cfg.model.shortcut,
-            variant=cfg.model.variant,
-            zero_init_residual=cfg.model.zero_init_residual,
-        )
-        run_dir = Path(cfg.run.out) if cfg.run.out else default_run_dir(cfg)
-        if (run_dir / "last.pt").exists():
-            raise ValueError(
-                f"{str(run_dir)!r} already holds a run (last.pt); continue it with "
-                f"--resume {run_dir} or choose another --out (nothing is overwritten)"
-            )
-        cfg.run.out = str(run_dir)
-    device = select_device(cfg.run.device)
-    speed = SpeedSettings.from_run(cfg.run, device)
-    torch.manual_seed(cfg.run.seed)
-    random.seed(cfg.run.seed)
-    np.random.seed(cfg.run.seed % 2**32)
-
-    data = make_splits(cfg, device)  # before any file is written: missing data leaves nothing
-    run_dir.mkdir(parents=True, exist_ok=True)
-    n_train, bs = len(data.train_x), cfg.optim.batch_size
-    ipe = n_train // bs  # iterations per epoch; the last partial batch is dropped
-    total = cfg.optim.iterations if cfg.optim.epochs is None else cfg.optim.epochs * ipe
-    milestones = milestone_iterations(total, cfg.optim.milestones)
-    eval_every = cfg.run.eval_every or ipe
-    ckpt_every = cfg.run.checkpoint_every or eval_every
-    warmup = cfg.optim.warmup == "on" or (cfg.optim.warmup == "auto" and cfg.model.depth() >= 110)
-
-    model = create_model(
-        cfg.model.name,
-        num_classes=len(data.classes),
-        shortcut=cfg.model.shortcut,
-        variant=cfg.model.variant,
-        zero_init_residual=cfg.model.zero_init_residual,
-    )
-    model.to(device)
-    normalizer = fit_normalizer(data.train_x.cpu(), cfg.data.normalize).to(device)
-    optimizer = make_optimizer(model, cfg.optim, device)
-    step = TrainStep(model, optimizer, speed, device)
-    # Reported errors are measured in fp32 (bf16 only speeds up training steps).
-    eval_speed = SpeedSettings(channels_last=speed.channels_last)
-    aug_gen = torch.Generator(device=device).manual_seed(cfg.run.seed + 12345)
-    commit = git_commit()  # once per run: the code that produced every number of it
-
-    it = 0
-    wall_offset = 0.0
-    warming_up = warmup
-    acc = {"loss": 0.0, "err": 0, "n": 0, "steps": 0, "train_time": 0.0}
-    if ckpt is not None:
-        unwrap(model).load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        normalizer.load_state_dict(ckpt["normalizer"])
-        it = ckpt["iteration"]
-        wall_offset = ckpt["wall_s"]
-        warming_up = ckpt["schedule"]["warming_up"]
-        acc = dict(ckpt["accum"])
-        _set_rng_state(ckpt["rng"], aug_gen)
-
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    log = MetricsLog(run_dir, it if ckpt is not None else None, cfg.run.tensorboard)
-    header = (
-        f"reslearn {__version__}: {cfg.model.name} on {device} ({speed.describe()}), "
-        f"{total} iterations of batch {bs} ({total / ipe:.1f} epochs), milestones {milestones}, "
-        f"data {data.source} ({n_train} train"
-        + (f", {len(data.val_x)} val" if data.val_x is not None else "")
-        + f", {len(data.test_x)} test)"
-    )
-    show_bar = cfg.run.progress == "bar" or (cfg.run.progress == "auto" and sys.stderr.isatty())
-    if cfg.run.progress != "none":
-        _log(header + (f", resumed at iteration {it}" if ckpt is not None else ""))
-    bar = None
-    if show_bar:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, initial=it, unit="it", dynamic_ncols=True)
-
-    def checkpoint() -> None:
-        save_checkpoint(
-            run_dir / "last.pt",
-            {
-                "model": unwrap(model).state_dict(),
-                "model_name": cfg.model.name,
-                "model_kwargs": {
-                    "num_classes": len(data.classes),
-                    "shortcut": cfg.model.shortcut,
-                    "variant": cfg.model.variant,
-                },
-                "classes": list(data.classes),
-                "normalizer": normalizer.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "schedule": {"warming_up": warming_up, "milestones": milestones, "total": total},
-                "iteration": it,
-                "rng": _rng_state(aug_gen),
-                "accum": acc,
-                "wall_s": wall_offset + (time.perf_counter() - t_start),
-                "config": cfg.to_dict(),
-                "version": __version__,
-                "git_commit": commit,
-                "data_source": data.source,
-            },
-        )
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    def top1_err(x: torch.Tensor, y: torch.Tensor) -> float:
-        res = evaluate(model, normalizer, x, y, batch_size=cfg.run.eval_batch_size, speed=eval_speed)
-        return res["top1_err"]
-
-    t_start = time.perf_counter()
-    # float64: sums of float32 losses stay exact, so a resumed run matches bit for bit.
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-    err_sum = torch.zeros((), device=device, dtype=torch.long)
-    win_err = torch.zeros((), device=device, dtype=torch.long)
-    win_n = 0
-    perm, perm_epoch = None, -1
-    stop_at = total if stop_after is None else min(total, stop_after)
-    t_interval = time.perf_counter()
-    while it < stop_at:
-        epoch, pos = divmod(it, ipe)
-        if epoch != perm_epoch:
-            perm, perm_epoch = epoch_permutation(n_train, cfg.run.seed, epoch, device), epoch
-        idx = perm[pos * bs : (pos + 1) * bs]
-        xb = data.train_x[idx]  # (B, 3, 32, 32) uint8
-        if cfg.data.augment:
-            # Paper 4.2: pad 4, random 32x32 crop, random flip. Padding is with zero
-            # (black) pixels, before the mean image is subtracted, as on raw images.
-            xb = random_crop_flip(xb, pad=4, generator=aug_gen)
-        xb = normalizer(xb)
-        lr = lr_at(
-            it,
-            base_lr=cfg.optim.lr,
-            milestones=milestones,
-            warming_up=warming_up,
-            warmup_lr=cfg.optim.warmup_lr,
-        )
-        for g in optimizer.param_groups:
-            g["lr"] = lr
-        loss, errs = step(xb, data.train_y[idx])
-        loss_sum += loss
-        err_sum += errs
-        it += 1
-        acc["n"] += bs
-        acc["steps"] += 1
-        if bar is not None:
-            bar.update(1)
-        if warming_up:
-            win_err += errs
-            win_n += bs
-            if win_n >= cfg.optim.warmup_check_every * bs:
-                if 100.0 * win_err.item() / win_n < cfg.optim.warmup_until_err:
-                    warming_up = False
-                    if cfg.run.progress != "none":
-                        _log(
-                            f"warm-up done at iteration {it}: training error below "
-                            f"{cfg.optim.warmup_until_err}%, lr back to {cfg.optim.lr}"
-                        )
-                win_err.zero_()
-                win_n = 0
-        do_eval = it % eval_every == 0 or it == total
-        do_ckpt = it % ckpt_every == 0 or it == total or it == stop_at
-        if do_eval or do_ckpt:
-            acc["loss"] += loss_sum.item()
-            acc["err"] += int(err_sum.item())
-            sync()
-            acc["train_time"] += time.perf_counter() - t_interval
-            loss_sum.zero_()
-            err_sum.zero_()
-        if do_eval:
-            final = it == total
-            row = {
-                "iteration": it,
-                "epoch": round(it / ipe, 4),
-                "lr": lr,
-                "loss": acc["loss"] / max(1, acc["steps"]),
-                "train_err": 100.0 * acc["err"] / max(1, acc["n"]),
-            }
-            if data.val_x is not None:
-                row["val_err"] = top1_err(data.val_x, data.val_y)
-            # With a validation split the test set stays untouched until the end.
-            use_test = data.val_x is None or final
-            row["test_err"] = top1_err(data.test_x, data.test_y) if use_test else None
-            row["images_per_s"] = acc["n"] / max(acc["train_time"], 1e-9)
-            row["wall_s"] = wall_offset + (time.perf_counter() - t_start)
-            log.write(row)
-            acc = {"loss": 0.0, "err": 0, "n": 0, "steps": 0, "train_time": 0.0}
-            if cfg.run.progress != "none":
-                msg = (
-                    f"it {it}/{total} ep {row['epoch']:.1f} lr {lr:g} loss {row['loss']:.4f} "
-                    f"train_err {row['train_err']:.2f}%"
-                    + (f" val_err {row['val_err']:.2f}%" if "val_err" in row else "")
-                    + (f" test_err {row['test_err']:.2f}%" if row["test_err"] is not None else "")
-                    + f" {row['images_per_s']:.0f} img/s"
-                )
-                if bar is not None:
-                    bar.write(msg)
-                else:
-                    _log(msg)
-        if do_ckpt:
-            checkpoint()
-        if do_eval or do_ckpt:
-            t_interval = time.perf_counter()
-    if bar is not None:
-        bar.close()
-    log.close()
-    if it == total:
-        rows = read_metrics(run_dir)
-        final = {
-            "iteration": it,
-            "test_err": rows[-1]["test_err"],
-            "train_err": rows[-1]["train_err"],
-            "wall_s": rows[-1]["wall_s"],
-            "device": str(device),
-            "speed": speed.describe(),
-            "data_source": data.source,
-            "data_format": data.format,
-            "version": __version__,
-            "git_commit": commit,
-        }
-        (run_dir / "final.json").write_text(json.dumps(final, indent=2) + "\n")
+        cfg, run_dir = start_run(apply_layers(cfg or TrainConfig(), layers))
+        ckpt = None
+    tr = build(cfg, run_dir, ckpt)
+    it = tr.state.iteration
+    tr.progress.log(header(tr) + (f", resumed at iteration {it}" if ckpt is not None else ""))
+    tr.progress.log("config: " + json.dumps(cfg.to_dict()))
+    if tr.dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+        tr.log = MetricsLog(run_dir, it if ckpt is not None else None, cfg.run.tensorboard)
+    try:
+        loop(tr, tr.total if stop_after is None else min(tr.total, stop_after))
+    finally:
+        tr.progress.close()
+        if tr.log is not None:
+            tr.log.close()
+    if tr.state.iteration == tr.total:
+        finish(tr)
     return run_dir
+
+
+def header(tr: Trainer) -> str:
+    d, ipe = tr.data, tr.steps_per_epoch
+    evals = ", ".join(f"{len(s)} {k}" for k, s in d.eval_sets().items())
+    return (
+        f"reslearn {__version__}: {tr.spec.name} on {tr.device} ({tr.speed.describe()}), "
+        f"{tr.total} iterations of batch {tr.cfg.optim.batch_size} ({tr.total / ipe:.1f} epochs), "
+        f"milestones {tr.milestones}, data {d.source} ({d.num_train} train, {evals})"
+    )
 
 
 def is_finished(run_dir: str | Path) -> bool:
     return (Path(run_dir) / "final.json").is_file()
-
-
-def load_for_inference(path: str | Path, device: torch.device | None = None):
-    """(model in eval mode, normalizer, checkpoint dict) from a checkpoint or run dir."""
-    ckpt = load_checkpoint(path)
-    device = device or torch.device("cpu")
-    kw = {k: v for k, v in ckpt["model_kwargs"].items() if v is not None}
-    model = create_model(ckpt["model_name"], **kw)
-    model.load_state_dict(ckpt["model"])
-    mean = ckpt["normalizer"]["mean"]
-    normalizer = Normalizer(mean, ckpt["normalizer"]["std"])
-    return model.to(device).eval(), normalizer.to(device), ckpt
-
-
-def checkpoint_data(ckpt: dict, data_dir: str | None = None):
-    """The data set a checkpoint was trained on (or ``data_dir``), checked against the
-    model's number of classes, for evaluation and layer responses."""
-    cfg = ckpt["config"]["data"]
-    where = data_dir or cfg["data_dir"]
-    data = load_cifar10(where, download=cfg["download"])
-    n = ckpt["model_kwargs"]["num_classes"]
-    if len(data.classes) != n:
-        raise ValueError(f"{where!r} has {len(data.classes)} classes, the model {n}")
-    return data

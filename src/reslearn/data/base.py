@@ -1,0 +1,80 @@
+"""What the training loop needs from data, and nothing more.
+
+The loop asks a :class:`TrainData` for this process's batches of a given epoch,
+starting at a given step; it never learns where the images live or how they are
+decoded. Two implementations: :class:`~reslearn.data.device.DeviceData` (the whole uint8
+set on the training device; the CIFAR default) and
+:class:`~reslearn.data.stream.StreamData` (image files read by DataLoader workers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import torch
+
+from .augment import Normalizer
+
+Batch = tuple[torch.Tensor, torch.Tensor]  # (B, 3, H, W) images, (B,) int64 labels
+
+
+class EvalSet(Protocol):
+    """An evaluation split: uint8 image batches (N, 3, H, W) and labels, on the device."""
+
+    name: str
+
+    def __len__(self) -> int:
+        """Images in the split (all processes together)."""
+        ...
+
+    def __iter__(self) -> Iterator[Batch]:
+        """This process's share of the split, in batches."""
+        ...
+
+
+class TrainData(Protocol):
+    classes: tuple[str, ...]
+    num_train: int
+    """Training images (all processes together)."""
+    batch_size: int
+    """The global mini-batch; each process draws its share of it."""
+    source: str
+    """Provenance: format and the path the user gave."""
+    format: str
+    normalizer: Normalizer
+    """The preprocessing stored with the model (fitted on the training split only)."""
+
+    def steps_per_epoch(self) -> int:
+        """Iterations per epoch (the last partial batch is dropped)."""
+        ...
+
+    def batches(self, epoch: int, start: int) -> Iterator[Batch]:
+        """Preprocessed (augmented, normalised, float) batches of ``epoch`` from step
+        ``start`` on, on the training device. The order is a function of (seed, epoch)."""
+        ...
+
+    def eval_sets(self) -> dict[str, EvalSet]:
+        """"test", and "val" when part of the training set is held out."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Random state of the augmentation (the order needs none: see ``batches``)."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The data order of one epoch: a function of (seed, epoch) only, so resumable, and
+    the same on every process (each then takes its own share of every batch)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+def holdout_split(n: int, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (train, val) with ``k`` images held out (the paper's 45k/5k), by the seed."""
+    if k >= n:
+        raise ValueError(f"val_split={k} leaves no training images (train split has {n})")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[k:], perm[:k]

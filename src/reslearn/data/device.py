@@ -1,0 +1,110 @@
+"""The device-resident pipeline: the whole uint8 training set on the training device.
+
+CIFAR-10 is 150 MB as uint8, so it fits on any GPU and in any RAM; batches are one index
+operation, the paper's augmentation is a batched tensor op on the same device, and the
+loop never waits on a host process (the "airbench" design; docs/performance.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..distributed import DistInfo
+from .augment import Normalizer, fit_normalizer, random_crop_flip
+from .base import Batch, epoch_permutation, holdout_split
+from .cifar import CifarArrays
+
+
+@dataclass
+class TensorEvalSet:
+    """An evaluation split held as tensors on the device; each process takes a disjoint share."""
+
+    name: str
+    x: torch.Tensor  # (N, 3, H, W) uint8
+    y: torch.Tensor  # (N,) int64
+    batch_size: int
+    dist: DistInfo = DistInfo()
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __iter__(self) -> Iterator[Batch]:
+        # Contiguous blocks per process: the whole split is covered once, nothing padded.
+        n, r, w = len(self.x), self.dist.rank, self.dist.world_size
+        lo, hi = n * r // w, n * (r + 1) // w
+        for i in range(lo, hi, self.batch_size):
+            j = min(i + self.batch_size, hi)
+            yield self.x[i:j], self.y[i:j]
+
+
+class DeviceData:
+    """:class:`~reslearn.data.base.TrainData` over decoded arrays moved to ``device``."""
+
+    format_name = "device"
+
+    def __init__(
+        self,
+        arrays: CifarArrays,
+        *,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        val_split: int = 0,
+        normalize: str = "pixel",
+        augment: bool = True,
+        eval_batch_size: int = 1000,
+        dist: DistInfo = DistInfo(),
+    ) -> None:
+        tx, ty = arrays.train_x, arrays.train_y
+        vx = vy = None
+        if val_split:
+            tr, va = holdout_split(len(tx), val_split, seed)
+            vx, vy = tx[va], ty[va]
+            tx, ty = tx[tr], ty[tr]
+        if len(tx) < batch_size:
+            raise ValueError(f"batch_size={batch_size} exceeds the {len(tx)} training images")
+        self.classes = tuple(arrays.classes)
+        self.source, self.format = arrays.source, arrays.format
+        self.num_train, self.batch_size, self.seed = len(tx), batch_size, seed
+        self.augment, self.device, self.dist = augment, device, dist
+        self.train_x, self.train_y = tx.to(device), ty.to(device)
+        self.normalizer: Normalizer = fit_normalizer(tx, normalize).to(device)  # training split only
+        self._eval = {"test": TensorEvalSet("test", arrays.test_x.to(device), arrays.test_y.to(device),
+                                            eval_batch_size, dist)}  # fmt: skip
+        if vx is not None:
+            self._eval = {"val": TensorEvalSet("val", vx.to(device), vy.to(device), eval_batch_size, dist),
+                          **self._eval}  # fmt: skip
+        self.generator = torch.Generator(device=device).manual_seed(seed + 12345)
+
+    def steps_per_epoch(self) -> int:
+        return self.num_train // self.batch_size
+
+    def epoch_indices(self, epoch: int) -> torch.Tensor:
+        return epoch_permutation(self.num_train, self.seed, epoch).to(self.device)
+
+    def batches(self, epoch: int, start: int) -> Iterator[Batch]:
+        perm, bs = self.epoch_indices(epoch), self.batch_size
+        for pos in range(start, self.steps_per_epoch()):
+            idx = self.dist.shard(perm[pos * bs : (pos + 1) * bs])
+            yield self.preprocess_train(self.train_x[idx]), self.train_y[idx]
+
+    def preprocess_train(self, xb: torch.Tensor) -> torch.Tensor:
+        """(B, 3, 32, 32) uint8 -> augmented, normalised float."""
+        if self.augment:
+            # Paper 4.2: pad 4, random 32x32 crop, random flip. Padding is with zero
+            # (black) pixels, before the mean image is subtracted, as on raw images.
+            xb = random_crop_flip(xb, pad=4, generator=self.generator)
+        return self.normalizer(xb)
+
+    def eval_sets(self) -> dict:
+        return dict(self._eval)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"augment": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["augment"])

@@ -1,0 +1,190 @@
+"""The streaming pipeline: image files decoded by DataLoader workers, batch by batch.
+
+For data that does not fit on the device (ImageNet) or that should not be decoded up
+front. Workers decode files to uint8 (N, 3, H, W) batches; augmentation and
+normalisation then run on the training device as the same batched tensor functions as
+the device-resident pipeline, with the same seeded generator, so the two pipelines give
+identical batches on the same images (tested).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from ..distributed import DistInfo
+from .augment import Normalizer, fit_normalizer, random_crop_flip
+from .base import Batch, epoch_permutation, holdout_split
+from .cifar import IMAGE_EXTS, DataError
+
+EVAL_SPLITS = ("test", "val")  # CIFAR trees name it test/, ImageNet trees val/
+
+
+def list_image_folder(split_dir: Path, classes: list[str]) -> list[tuple[Path, int]]:
+    """(file, label) of ``split_dir/<class>/*`` in class order, files sorted by name."""
+    items = []
+    for label, c in enumerate(classes):
+        d = split_dir / c
+        if not d.is_dir():
+            continue
+        items += [(p, label) for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_EXTS]
+    if not items:
+        raise DataError(f"no images under {str(split_dir)!r} (expected {split_dir}/<class>/*.jpg|png)")
+    return items
+
+
+def decode_rgb(path: Path) -> torch.Tensor:
+    """(3, H, W) uint8 of an image file; an unreadable file is an error naming it."""
+    try:
+        with Image.open(path) as im:
+            a = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except Exception as e:
+        raise DataError(f"cannot read image {str(path)!r}: {e}") from e
+    return torch.from_numpy(a.transpose(2, 0, 1).copy())
+
+
+class _Files(Dataset):
+    def __init__(self, items: list[tuple[Path, int]]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        path, label = self.items[i]
+        return decode_rgb(path), label
+
+
+def _collate(samples: list[tuple[torch.Tensor, int]]) -> Batch:
+    shapes = {tuple(x.shape) for x, _ in samples}
+    if len(shapes) != 1:
+        raise DataError(f"images of one batch differ in size: {sorted(shapes)[:4]}")
+    return torch.stack([x for x, _ in samples]), torch.tensor([y for _, y in samples], dtype=torch.int64)
+
+
+def _loader(ds: Dataset, batches: list[list[int]], workers: int, device: torch.device) -> DataLoader:
+    return DataLoader(
+        ds,
+        batch_sampler=batches,
+        num_workers=workers,
+        collate_fn=_collate,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if workers else None,
+    )
+
+
+class FileEvalSet:
+    """An evaluation split read from files; each process takes a disjoint contiguous share."""
+
+    def __init__(self, name, items, batch_size, workers, device, dist: DistInfo = DistInfo()) -> None:
+        self.name, self.items, self.batch_size = name, items, batch_size
+        self.workers, self.device, self.dist = workers, device, dist
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Batch]:
+        n, r, w = len(self.items), self.dist.rank, self.dist.world_size
+        lo, hi = n * r // w, n * (r + 1) // w
+        batches = [list(range(i, min(i + self.batch_size, hi))) for i in range(lo, hi, self.batch_size)]
+        for x, y in _loader(_Files(self.items), batches, self.workers, self.device):
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+
+class StreamData:
+    """:class:`~reslearn.data.base.TrainData` over an image-folder tree ``root/train/<class>/*``
+    with ``root/test/`` or ``root/val/``, decoded by ``workers`` DataLoader processes.
+
+    The images of one batch must share a size (the CIFAR layout; the ImageNet issue adds
+    resizing). ``mean_sample``: images the per-pixel mean is fitted on (a seeded sample
+    of the training split; all of them when the split is smaller).
+    """
+
+    format_name = "stream"
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        *,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        val_split: int = 0,
+        normalize: str = "pixel",
+        augment: bool = True,
+        eval_batch_size: int = 1000,
+        workers: int = 0,
+        mean_sample: int = 10_000,
+        dist: DistInfo = DistInfo(),
+    ) -> None:
+        root = Path(root).expanduser()
+        if not (root / "train").is_dir():
+            raise DataError(f"no image-folder data in {str(root)!r}: expected {root}/train/<class>/* "
+                            f"and {root}/test/<class>/* (or val/)")  # fmt: skip
+        classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+        if not classes:
+            raise DataError(f"{str(root / 'train')!r} has no class folders")
+        items = list_image_folder(root / "train", classes)
+        held = None
+        if val_split:
+            tr, va = holdout_split(len(items), val_split, seed)
+            held = [items[i] for i in va.tolist()]
+            items = [items[i] for i in tr.tolist()]
+        if len(items) < batch_size:
+            raise ValueError(f"batch_size={batch_size} exceeds the {len(items)} training images")
+        self.classes = tuple(classes)
+        self.source, self.format = f"imagefolder:{root}", "imagefolder"
+        self.items, self.num_train, self.batch_size, self.seed = items, len(items), batch_size, seed
+        self.augment, self.device, self.dist = augment, device, dist
+        self.workers = workers or (os.cpu_count() or 1)
+        self.normalizer: Normalizer = self._fit(normalize, mean_sample)
+        eval_dir = next((root / s for s in EVAL_SPLITS if (root / s).is_dir()), None)
+        if eval_dir is None:
+            raise DataError(f"{str(root)!r} has no test/ or val/ split")
+        self._eval = {"test": FileEvalSet("test", list_image_folder(eval_dir, classes), eval_batch_size,
+                                          self.workers, device, dist)}  # fmt: skip
+        if held is not None:
+            held_set = FileEvalSet("val", held, eval_batch_size, self.workers, device, dist)
+            self._eval = {"val": held_set, **self._eval}
+        self.generator = torch.Generator(device=device).manual_seed(seed + 12345)
+
+    def _fit(self, normalize: str, sample: int) -> Normalizer:
+        idx = range(self.num_train)
+        if self.num_train > sample:
+            idx = torch.randperm(self.num_train, generator=torch.Generator().manual_seed(0))[:sample].tolist()
+        batches = [list(idx)[i : i + 1000] for i in range(0, len(idx), 1000)]
+        xs = [x for x, _ in _loader(_Files(self.items), batches, 0 if len(idx) < 2000 else self.workers,
+                                     torch.device("cpu"))]  # fmt: skip
+        return fit_normalizer(torch.cat(xs), normalize).to(self.device)
+
+    def steps_per_epoch(self) -> int:
+        return self.num_train // self.batch_size
+
+    def epoch_indices(self, epoch: int) -> torch.Tensor:
+        return epoch_permutation(self.num_train, self.seed, epoch)
+
+    def batches(self, epoch: int, start: int) -> Iterator[Batch]:
+        perm, bs = self.epoch_indices(epoch), self.batch_size
+        steps = range(start, self.steps_per_epoch())
+        plan = [self.dist.shard(perm[p * bs : (p + 1) * bs]).tolist() for p in steps]
+        for xb, yb in _loader(_Files(self.items), plan, self.workers, self.device):
+            xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+            if self.augment:
+                xb = random_crop_flip(xb, pad=4, generator=self.generator)  # as DeviceData
+            yield self.normalizer(xb), yb
+
+    def eval_sets(self) -> dict:
+        return dict(self._eval)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"augment": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["augment"])

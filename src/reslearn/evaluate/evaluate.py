@@ -1,0 +1,70 @@
+"""Top-1/top-5 error of a model over an evaluation split, with any test-time views."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..distributed import DistInfo
+from ..speed import SpeedSettings
+from .views import ViewFn, single_view
+
+
+def _scores(model, views, preprocess, speed, device) -> tuple[torch.Tensor, bool]:
+    """(N, classes) scores: the logits for one view, else softmax averaged over views."""
+    outs = []
+    for v in views:
+        with speed.autocast(device):
+            logits = model(speed.prepare_input(preprocess(v)))
+        outs.append(logits.float())
+    if len(outs) == 1:
+        return outs[0], True  # ranking by logits = ranking by softmax; no rounding ties
+    return torch.stack([o.softmax(1) for o in outs]).mean(0), False
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    preprocess: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    views: ViewFn = single_view,
+    speed: SpeedSettings = SpeedSettings(),
+    device: torch.device | None = None,
+    dist: DistInfo = DistInfo(),
+) -> dict:
+    """Top-1/top-5 error (percent) and mean loss over ``batches`` of (uint8 images, labels).
+
+    Each batch is cut into views (``views``), each view preprocessed (``preprocess``, e.g.
+    the stored Normalizer), scored in eval mode; with several views the softmax scores are
+    averaged (paper Section 3.4, "we average the scores"). Counts are summed over
+    processes, so each process passes its own disjoint share of the split.
+    """
+    was_training = model.training
+    model.eval()
+    sums = None
+    try:
+        for x, y in batches:
+            dev = device or x.device
+            x, y = x.to(dev), y.to(dev)
+            scores, are_logits = _scores(model, views(x), preprocess, speed, dev)
+            logp = F.log_softmax(scores, 1) if are_logits else scores.clamp_min(1e-12).log()
+            k = min(5, scores.shape[1])
+            topk = scores.topk(k, 1).indices
+            batch = torch.stack([
+                (topk[:, 0] != y).sum().double(),
+                (~(topk == y[:, None]).any(1)).sum().double(),
+                F.nll_loss(logp, y, reduction="sum").double(),
+                torch.tensor(float(len(y)), dtype=torch.float64, device=dev),
+            ])  # fmt: skip
+            sums = batch if sums is None else sums + batch
+    finally:
+        model.train(was_training)
+    if sums is None:
+        sums = torch.zeros(4, dtype=torch.float64, device=device)
+    top1, top5, loss, n = dist.all_reduce_sum(sums).tolist()
+    n = max(n, 1)
+    return {"top1_err": 100.0 * top1 / n, "top5_err": 100.0 * top5 / n, "loss": loss / n, "images": int(n)}
