@@ -8,8 +8,8 @@ from reslearn.cli import main as cli_main
 
 
 def test_bench_rows_and_table():
-    rows = run_bench(["resnet8"], "cpu", batch_size=4, log=lambda *a: None)
-    assert [(r.model, r.mode) for r in rows] == [("resnet8", "baseline"), ("resnet8", "reslearn")]
+    rows = run_bench(["cifar_resnet8"], "cpu", batch_size=4, log=lambda *a: None)
+    assert [(r.model, r.mode) for r in rows] == [("cifar_resnet8", "baseline"), ("cifar_resnet8", "reslearn")]
     for r in rows:
         assert r.train_img_s > 0 and r.infer_img_s > 0 and r.batch_size == 4
         assert r.macs_per_image > 0 and r.ceiling_train_img_s > 0
@@ -21,7 +21,9 @@ def test_bench_rows_and_table():
 def test_bench_cli_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert (
-        cli_main(["bench", "--models", "resnet8", "--device", "cpu", "--batch-size", "4", "--json", str(out)])
+        cli_main(
+            ["bench", "--models", "cifar_resnet8", "--device", "cpu", "--batch-size", "4", "--json", str(out)]
+        )
         == 0
     )
     rows = json.loads(out.read_text())
@@ -34,6 +36,6 @@ def test_bench_cli_json(tmp_path, capsys):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_bench_cuda_rows():
-    rows = run_bench(["resnet8"], "cuda", batch_size=32, log=lambda *a: None)
+    rows = run_bench(["cifar_resnet8"], "cuda", batch_size=32, log=lambda *a: None)
     assert rows[1].settings == "channels_last, bf16" and rows[1].device.startswith("cuda")
     assert all(r.train_img_s > 0 and r.infer_img_s > 0 for r in rows)

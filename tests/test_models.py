@@ -1,6 +1,5 @@
 import io
 import pickle
-import re
 
 import pytest
 import torch
@@ -42,15 +41,52 @@ def test_forward_shape_and_finite(name):
     assert torch.isfinite(y).all()
 
 
+def cifar_params_by_formula(depth: int, classes: int = 10) -> int:
+    """Parameters of a 6n+2 CIFAR net with option A, derived from Section 4.2 by hand:
+    a 3x3 stem of 16 filters, then 3 stages of n basic blocks (two 3x3 convs, each
+    followed by a BN of 2w parameters) at widths 16/32/64, the first conv of stages 2
+    and 3 reading w/2 channels; option A adds no parameters; then the fc."""
+    n = (depth - 2) // 6
+    total = 3 * 16 * 9 + 2 * 16  # stem conv + BN
+    for s, w in enumerate((16, 32, 64)):
+        for b in range(n):
+            c_in = w // 2 if (s > 0 and b == 0) else w
+            total += 9 * c_in * w + 9 * w * w + 2 * (2 * w)
+    return total + 64 * classes + classes
+
+
+def torchvision_params(depth: int, without_projections: bool = False) -> int:
+    """Parameter count of torchvision's ResNet (an independent implementation of option B);
+    its plain counterpart is the same net without the projection shortcuts."""
+    tv = getattr(torchvision.models, f"resnet{depth}")()
+    total = sum(p.numel() for p in tv.parameters())
+    if without_projections:
+        total -= sum(p.numel() for n, p in tv.named_parameters() if ".downsample." in n)
+    return total
+
+
 @pytest.mark.parametrize("name", ALL)
-def test_golden_params(name):
-    model = reslearn.create_model(name)
-    params = sum(p.numel() for p in model.parameters())
-    depth = int(re.sub(r"\D", "", name))
-    if model.stem == "cifar":
-        assert params == paper.CIFAR_PARAMS[depth]  # plain == option A (same layers)
-    elif name.startswith("resnet"):
-        assert params == paper.IMAGENET_PARAMS[depth]
+def test_params_match_independent_derivations(name):
+    spec = reslearn.get_model_spec(name)
+    params = sum(p.numel() for p in reslearn.create_model(name).parameters())
+    if spec.family == "cifar":
+        assert params == cifar_params_by_formula(spec.depth)  # plain == option A: same layers
+        if spec.residual:  # and as the paper prints it (Table 6: 0.27M ... 19.4M)
+            printed = paper.CIFAR_PARAMS_PRINTED[spec.depth]
+            digits = len(printed[:-1].split(".")[1])
+            assert f"{params / 1e6:.{digits}f}M" == printed
+    else:
+        assert params == torchvision_params(spec.depth, without_projections=not spec.residual)
+        if spec.residual:
+            assert params == paper.IMAGENET_PARAMS[spec.depth]
+
+
+def test_formula_is_not_the_code():
+    """The hand derivation disagrees with nets that differ: a guard against a formula that
+    merely echoes the implementation."""
+    assert cifar_params_by_formula(20) == 269_722  # the count quoted as 0.27M by the paper
+    b = sum(p.numel() for p in reslearn.create_model("resnet20", shortcut="B").parameters())
+    assert b != cifar_params_by_formula(20)
 
 
 @pytest.mark.parametrize("depth", [18, 34, 50, 101, 152])
@@ -154,12 +190,34 @@ def test_cifar_names_and_depths():
     assert reslearn.create_model("resnet50").stem == "imagenet"  # ImageNet wins
     m = reslearn.create_model("cifar_resnet50")
     assert m.stem == "cifar" and [len(s) for s in m.stages()] == [8, 8, 8]
-    assert [len(s) for s in reslearn.create_model("resnet26").stages()] == [4, 4, 4]
-    assert reslearn.create_model("plain8").residual is False
+    assert [len(s) for s in reslearn.create_model("cifar_resnet26").stages()] == [4, 4, 4]
+    assert reslearn.create_model("cifar_plain8").residual is False
+    # Names that mean ImageNet-style nets elsewhere (timm) are not CIFAR aliases here.
+    for name in ("resnet26", "resnet200", "plain8"):
+        with pytest.raises(ValueError, match="unknown model"):
+            reslearn.create_model(name)
+    with pytest.raises(ValueError, match="cifar_resnet26"):
+        reslearn.create_model("resnet26")
     with pytest.raises(ValueError, match="6n\\+2"):
         reslearn.create_model("resnet21")
     with pytest.raises(ValueError, match="6n\\+2"):
         reslearn.create_model("cifar_plain33")
+
+
+@pytest.mark.parametrize("name", ALL + ["cifar_resnet26", "cifar_plain14"])
+def test_spec_describes_the_built_net(name):
+    spec = reslearn.get_model_spec(name)
+    m = reslearn.create_model(name)
+    assert spec.name == name and m.stem == spec.family and m.residual == spec.residual
+    assert [len(s) for s in m.stages()] == list(spec.layers)
+    block = {"basic": reslearn.models.BasicBlock, "bottleneck": reslearn.models.Bottleneck}[spec.block]
+    assert all(isinstance(b, block) for s in m.stages() for b in s)
+    # depth = the convolutions on the main path (stem included) + the fc: the paper's count
+    main = sum(1 for n, x in m.named_modules() if isinstance(x, torch.nn.Conv2d) and "downsample" not in n)
+    assert main + 1 == spec.depth
+    assert m.fc.out_features == spec.num_classes
+    assert spec.default_shortcut == (None if not spec.residual else ("A" if spec.family == "cifar" else "B"))
+    assert reslearn.models.ModelSpec.from_dict(spec.to_dict()) == spec
 
 
 def test_bad_inputs_name_the_value():
@@ -212,3 +270,61 @@ def test_cli_summary_and_table1(capsys):
     assert "NO" not in out
     assert cli_main(["summary", "resnet21"]) == 2
     assert "6n+2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", ["fan_out", "fan_in"])
+def test_he_init_statistics(mode):
+    """Every conv weight ~ N(0, 2/fan) (He et al. 2015, the paper's [13]); BN starts at
+    gamma=1, beta=0."""
+    torch.manual_seed(0)
+    m = reslearn.create_model("resnet56", init_mode=mode)
+    for name, conv in m.named_modules():
+        if not isinstance(conv, torch.nn.Conv2d):
+            continue
+        w = conv.weight
+        k = w.shape[2] * w.shape[3]
+        fan = (w.shape[0] if mode == "fan_out" else w.shape[1]) * k
+        expected = (2.0 / fan) ** 0.5
+        if w.numel() >= 2000:  # enough samples for a 10% check
+            assert abs(w.std().item() - expected) / expected < 0.1, (name, w.std().item(), expected)
+            assert abs(w.mean().item()) < 0.1 * expected
+    for bn in (x for x in m.modules() if isinstance(x, torch.nn.BatchNorm2d)):
+        assert torch.all(bn.weight == 1) and torch.all(bn.bias == 0)
+    with pytest.raises(ValueError, match="'fan_avg'"):
+        reslearn.create_model("resnet20", init_mode="fan_avg")
+
+
+def test_option_a_inside_a_block():
+    """The first block of stage 2 of a CIFAR ResNet: its shortcut is x subsampled by 2 with
+    16 zero channels appended, added after the residual branch's BN."""
+    m = reslearn.create_model("resnet20").eval()
+    block = m.layer2[0]
+    assert isinstance(block.downsample, ZeroPadShortcut) and block.downsample.stride == 2
+    assert block.conv1.stride == (2, 2) and m.layer2[1].downsample is None  # identity after
+    x = torch.randn(2, 16, 16, 16)
+    sc = block.downsample(x)
+    assert sc.shape == (2, 32, 8, 8)
+    assert torch.equal(sc[:, :16], x[:, :, ::2, ::2]) and sc[:, 16:].abs().sum() == 0
+    with torch.no_grad():  # zero the branch: the block passes relu(shortcut) on
+        block.bn2.weight.zero_()
+        block.bn2.bias.zero_()
+        assert torch.equal(block(x), torch.relu(sc))
+
+
+@pytest.mark.parametrize("plain,resnet", [("plain20", "resnet20"), ("plain18", "resnet18")])
+def test_plain_net_has_no_identity_path(plain, resnet):
+    """Zeroing one block's residual branch kills the signal of a plain net (its output no
+    longer depends on the input) but not of a ResNet (the identity carries it)."""
+    outs = {}
+    for name in (plain, resnet):
+        torch.manual_seed(0)
+        m = reslearn.create_model(name).eval()
+        block = m.layer2[1]
+        last = block.last_bn()
+        with torch.no_grad():
+            last.weight.zero_()
+            last.bias.zero_()
+            a, b = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)
+            outs[name] = (m(a) - m(b)).abs().max().item()
+    assert outs[plain] == 0.0
+    assert outs[resnet] > 1e-3

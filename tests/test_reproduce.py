@@ -16,7 +16,7 @@ from reslearn.reproduce import (
     verdicts,
     write_report,
 )
-from reslearn.train.engine import read_metrics
+from reslearn.train import read_metrics
 
 from .helpers import write_pickle_cifar
 
@@ -37,7 +37,7 @@ def test_response_layers_are_the_3x3_convs(name):
 
 def test_responses_capture_bn_output_before_relu_and_addition():
     torch.manual_seed(0)
-    model = create_model("resnet8").eval()
+    model = create_model("cifar_resnet8").eval()
     # Give BN non-trivial statistics so that BN output != ReLU output.
     with torch.no_grad():
         for m in model.modules():
@@ -135,13 +135,18 @@ def test_reproduce_skips_finished_and_resumes_interrupted(tmp_path, monkeypatch)
 
     data = write_pickle_cifar(tmp_path / "c10", per_batch=40, test=60)
     out = tmp_path / "study"
-    # A half-finished study: plain8-s1 interrupted after 4 of 8 iterations.
+    # A half-finished study: cifar_plain8-s1 interrupted after 4 of 8 iterations.
     cfg = TrainConfig(
-        ModelConfig("plain8"),
+        ModelConfig("cifar_plain8"),
         DataConfig(str(data), download=False),
         OptimConfig(batch_size=128, iterations=8),
         RunConfig(
-            out=str(out / "plain8-s1"), seed=1, device="cpu", progress="none", eval_every=4, tensorboard=False
+            out=str(out / "cifar_plain8-s1"),
+            seed=1,
+            device="cpu",
+            progress="none",
+            eval_every=4,
+            tensorboard=False,
         ),
     )
     train(cfg, stop_after=4)
@@ -156,16 +161,22 @@ def test_reproduce_skips_finished_and_resumes_interrupted(tmp_path, monkeypatch)
         return real_train(cfg, resume, **kw)
 
     monkeypatch.setattr(rc, "train", spy)
-    report = reproduce_cifar(out, ("plain8", "resnet8"), (1,), iterations=8, data_dir=str(data), device="cpu")
-    assert calls == [("resume", str(out / "plain8-s1")), ("train", str(out / "resnet8-s1"))]
-    assert [r["iteration"] for r in read_metrics(out / "plain8-s1")] == [4, 8]
-    assert (out / "plain8-s1" / "responses.json").exists() and report.exists()
+    report = reproduce_cifar(
+        out, ("cifar_plain8", "cifar_resnet8"), (1,), iterations=8, data_dir=str(data), device="cpu"
+    )
+    assert calls == [("resume", str(out / "cifar_plain8-s1")), ("train", str(out / "cifar_resnet8-s1"))]
+    assert [r["iteration"] for r in read_metrics(out / "cifar_plain8-s1")] == [4, 8]
+    assert (out / "cifar_plain8-s1" / "responses.json").exists() and report.exists()
     calls.clear()
-    reproduce_cifar(out, ("plain8", "resnet8"), (1,), iterations=8, data_dir=str(data), device="cpu")
+    reproduce_cifar(
+        out, ("cifar_plain8", "cifar_resnet8"), (1,), iterations=8, data_dir=str(data), device="cpu"
+    )
     assert calls == []  # everything finished: nothing retrained
     assert cli_main(["report", str(out)]) == 0
     assert (
-        cli_main(["responses", str(out / "resnet8-s1"), "--device", "cpu", "--out", str(tmp_path / "r.json")])
+        cli_main(
+            ["responses", str(out / "cifar_resnet8-s1"), "--device", "cpu", "--out", str(tmp_path / "r.json")]
+        )
         == 0
     )
     res = json.loads((tmp_path / "r.json").read_text())

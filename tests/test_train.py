@@ -5,9 +5,18 @@ import pytest
 import torch
 
 from reslearn.cli import main as cli_main
-from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, train
+from reslearn.train import (
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    SpeedSettings,
+    TrainConfig,
+    TrainStep,
+    read_metrics,
+    train,
+)
 from reslearn.train.checkpoint import load_checkpoint
-from reslearn.train.engine import SpeedSettings, TrainStep, read_metrics
 from reslearn.train.schedules import lr_at, milestone_iterations
 
 from .helpers import write_pickle_cifar
@@ -27,7 +36,7 @@ def tiny_data(tmp_path):
 
 def tiny_cfg(data_dir, out, iterations=24, **run) -> TrainConfig:
     return TrainConfig(
-        ModelConfig("resnet8"),
+        ModelConfig("cifar_resnet8"),
         DataConfig(str(data_dir), download=False),
         OptimConfig(batch_size=32, iterations=iterations),
         RunConfig(
@@ -73,8 +82,6 @@ def test_warmup_switches_on_training_error(tiny_data, tmp_path):
     train(cfg)
     lrs = [r["lr"] for r in read_metrics(tmp_path / "w2")]
     assert lrs[:6] == [0.01] * 6 and lrs[6] == pytest.approx(0.01) and lrs[-1] == pytest.approx(0.001)
-    # "auto" turns warm-up on for 110+ layers only.
-    assert ModelConfig("resnet110").depth() == 110 and ModelConfig("resnet20").depth() == 20
 
 
 def test_loss_falls_and_files_are_written(tiny_data, tmp_path):
@@ -94,13 +101,15 @@ def test_loss_falls_and_files_are_written(tiny_data, tmp_path):
     ):
         assert k in rows[0]
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["model"]["name"] == "resnet8" and cfg["optim"]["batch_size"] == 32
+    assert cfg["model"]["name"] == "cifar_resnet8" and cfg["optim"]["batch_size"] == 32
     final = json.loads((run / "final.json").read_text())
     assert final["iteration"] == 30 and final["test_err"] == rows[-1]["test_err"]
     ckpt = load_checkpoint(run)
-    assert ckpt["iteration"] == 30 and not any(k.startswith("_orig_mod") for k in ckpt["model"])
-    for k in ("optimizer", "rng", "schedule", "config", "normalizer", "model_name"):
-        assert k in ckpt
+    assert ckpt.iteration == 30 and not any(k.startswith("_orig_mod") for k in ckpt.model)
+    assert ckpt.spec["name"] == "cifar_resnet8" and ckpt.spec["depth"] == 8 and ckpt.spec["residual"]
+    assert ckpt.optimizer["state"] and set(ckpt.preprocessing) == {"mean", "std"}
+    assert {"rng", "data", "meters", "warm_window"} <= set(ckpt.train_state)
+    assert ckpt.config["optim"]["iterations"] == 30 and ckpt.classes[:2] == ["airplane", "automobile"]
 
 
 def test_progress_bar_and_log_lines(tiny_data, tmp_path, capsys):
@@ -116,7 +125,7 @@ def test_resume_equals_uninterrupted(tiny_data, tmp_path):
     full = train(tiny_cfg(tiny_data, tmp_path / "full", checkpoint_every=5))
     part_cfg = tiny_cfg(tiny_data, tmp_path / "part", checkpoint_every=5)
     train(part_cfg, stop_after=13)  # "killed" after iteration 13 (last checkpoint: 13)
-    assert load_checkpoint(tmp_path / "part")["iteration"] == 13
+    assert load_checkpoint(tmp_path / "part").iteration == 13
     # A run dir that holds a run is never overwritten by a fresh start.
     with pytest.raises(ValueError, match="--resume"):
         train(tiny_cfg(tiny_data, tmp_path / "part"))
@@ -127,7 +136,7 @@ def test_resume_equals_uninterrupted(tiny_data, tmp_path):
         assert {k: v for k, v in ra.items() if k not in TIMING} == {
             k: v for k, v in rb.items() if k not in TIMING
         }
-    wa, wb = load_checkpoint(full)["model"], load_checkpoint(tmp_path / "part")["model"]
+    wa, wb = load_checkpoint(full).model, load_checkpoint(tmp_path / "part").model
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
@@ -143,7 +152,7 @@ def test_val_split_and_mean_from_training_split_only(tiny_data, tmp_path):
     perm = torch.randperm(200, generator=torch.Generator().manual_seed(cfg.run.seed))
     train_mean = (a.train_x[perm[50:]].float() / 255).mean(0)
     all_mean = (a.train_x.float() / 255).mean(0)
-    mean = load_checkpoint(run)["normalizer"]["mean"]
+    mean = load_checkpoint(run).preprocessing["mean"]
     assert torch.allclose(mean, train_mean, atol=1e-6)
     assert not torch.allclose(mean, all_mean, atol=1e-4)
     # Intermediate evaluations leave the test split untouched.
@@ -197,7 +206,7 @@ def test_cuda_training_run_compiled(tiny_data, tmp_path):
     assert len(rows) == 2 and all(math.isfinite(r["loss"]) for r in rows)
     assert all(0 <= r["test_err"] <= 100 for r in rows)
     assert json.loads((run / "final.json").read_text())["device"].startswith("cuda")
-    assert not any(k.startswith("_orig_mod") for k in load_checkpoint(run)["model"])
+    assert not any(k.startswith("_orig_mod") for k in load_checkpoint(run).model)
 
 
 def test_cli_train_and_eval_json(tiny_data, tmp_path, capsys):
@@ -206,7 +215,7 @@ def test_cli_train_and_eval_json(tiny_data, tmp_path, capsys):
         [
             "train",
             "--model",
-            "resnet8",
+            "cifar_resnet8",
             "--data-dir",
             str(tiny_data),
             "--no-download",

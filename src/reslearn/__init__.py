@@ -2,9 +2,11 @@
 
 from .models import (
     Complexity,
+    ModelSpec,
     ResNet,
     complexity,
     create_model,
+    get_model_spec,
     list_models,
     stage_complexity,
 )
@@ -13,10 +15,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Complexity",
+    "ModelSpec",
     "ResNet",
     "__version__",
     "complexity",
     "create_model",
+    "get_model_spec",
     "list_models",
     "stage_complexity",
 ]

@@ -77,6 +77,9 @@ def _loader(ds: Dataset, batches: list[list[int]], workers: int, device: torch.d
         collate_fn=_collate,
         pin_memory=device.type == "cuda",
         prefetch_factor=4 if workers else None,
+        # Its own generator: a DataLoader otherwise draws its worker seed from the global
+        # RNG, which would shift the model's initialisation after it.
+        generator=torch.Generator().manual_seed(0),
     )
 
 
