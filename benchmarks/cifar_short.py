@@ -16,8 +16,7 @@ from pathlib import Path
 
 import torch
 
-from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, train
-from reslearn.train.engine import read_metrics
+from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, read_metrics, train
 
 
 def main() -> None:

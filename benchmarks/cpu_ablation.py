@@ -15,7 +15,7 @@ import torch
 
 from reslearn import create_model
 from reslearn.bench import time_fn
-from reslearn.train.engine import SpeedSettings, TrainStep
+from reslearn.train import SpeedSettings, TrainStep
 
 BF16 = torch.bfloat16
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from reslearn.bench import bench_model, matmul_rate
-from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, train
-from reslearn.train.engine import SpeedSettings, read_metrics, select_device
+from reslearn.speed import SpeedSettings, select_device
+from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, read_metrics, train
 
 
 def main() -> None:
