@@ -21,3 +21,17 @@ def data_root() -> Path:
 @pytest.fixture
 def shared_data() -> Path:
     return data_root()
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    """Every test decodes into its own cache: no test sees another's (or the user's)."""
+    monkeypatch.setenv("RESLEARN_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    """A tiny CIFAR-10 in the canonical pickle format: 200 train, 60 test images."""
+    from .helpers import write_pickle_cifar
+
+    return write_pickle_cifar(tmp_path / "c10", per_batch=40, test=60)

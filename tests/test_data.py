@@ -15,11 +15,6 @@ from reslearn.data.cifar import PICKLE_DIR, download_cifar10, find_source
 from .helpers import synthetic_images, write_imagefolder, write_pickle_cifar
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("RESLEARN_CACHE_DIR", str(tmp_path / "cache"))
-
-
 def test_pickle_format_all_three_layouts(tmp_path):
     root = write_pickle_cifar(tmp_path / "c10", per_batch=8, test=6)
     for d in (root, root / PICKLE_DIR):

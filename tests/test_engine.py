@@ -33,16 +33,6 @@ REGRESSION = Path(__file__).parent / "regression"
 KEYS = ("iteration", "epoch", "lr", "loss", "train_err", "test_err")
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("RESLEARN_CACHE_DIR", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def tiny_data(tmp_path):
-    return write_pickle_cifar(tmp_path / "c10", per_batch=40, test=60)  # 200 train, 60 test
-
-
 def cfg_for(data_dir, out, iterations=12, model="cifar_resnet8", batch=32, **run) -> TrainConfig:
     run = {
         "out": str(out),

@@ -21,11 +21,6 @@ from reslearn.train import read_metrics
 from .helpers import write_pickle_cifar
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("RESLEARN_CACHE_DIR", str(tmp_path / "cache"))
-
-
 @pytest.mark.parametrize("name", [n for n in list_models() if n not in ("resnet1202",)])
 def test_response_layers_are_the_3x3_convs(name):
     model = create_model(name)

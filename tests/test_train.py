@@ -19,19 +19,7 @@ from reslearn.train import (
 from reslearn.train.checkpoint import load_checkpoint
 from reslearn.train.schedules import lr_at, milestone_iterations
 
-from .helpers import write_pickle_cifar
-
 TIMING = ("images_per_s", "wall_s")
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("RESLEARN_CACHE_DIR", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def tiny_data(tmp_path):
-    return write_pickle_cifar(tmp_path / "c10", per_batch=40, test=60)  # 200 train, 60 test
 
 
 def tiny_cfg(data_dir, out, iterations=24, **run) -> TrainConfig:

@@ -96,8 +96,13 @@ def _add_train(sub) -> None:
         "Precedence: flags > --set > --config > defaults.",
     )
     s.add_argument("--config", metavar="FILE", help="a config file (a run's config.json works)")
-    s.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-                   help="set any config field, e.g. --set optim.weight_decay=5e-4 (repeatable)")  # fmt: skip
+    s.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="set any config field, e.g. --set optim.weight_decay=5e-4 (repeatable)",
+    )
     s.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run exactly")
     s.set_defaults(fn=_cmd_train, cfg_dests=_add_config_flags(s))
 

@@ -12,7 +12,7 @@ import torch
 
 
 def select_device(name: str = "auto") -> torch.device:
-    """"auto": CUDA when present, else CPU. An unavailable device is a clear error."""
+    """ "auto": CUDA when present, else CPU. An unavailable device is a clear error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

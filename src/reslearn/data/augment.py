@@ -52,6 +52,8 @@ class Normalizer(torch.nn.Module):
     ``mean``: (3, H, W) per-pixel mean image (the paper) or (3, 1, 1) per-channel mean,
     in [0, 1] units. ``std``: None (the paper subtracts the mean only) or (3, 1, 1).
     Kept as buffers so a checkpoint carries the exact preprocessing for deployment.
+    An image of another size than the mean image (multi-scale testing) has the mean
+    image's per-channel average subtracted: a per-pixel mean exists only at its own size.
     """
 
     def __init__(self, mean: torch.Tensor, std: torch.Tensor | None = None) -> None:
@@ -60,7 +62,14 @@ class Normalizer(torch.nn.Module):
         self.register_buffer("std", (std if std is not None else torch.ones(3, 1, 1)).float().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x.float() / 255.0 - self.mean) / self.std
+        return self.normalize01(x.float() / 255.0)
+
+    def normalize01(self, x: torch.Tensor) -> torch.Tensor:
+        """Float images in [0, 1] units (after lighting noise, say) -> model input."""
+        mean = self.mean
+        if mean.shape[-2:] != (1, 1) and mean.shape[-2:] != x.shape[-2:]:
+            mean = mean.mean((-2, -1), keepdim=True)
+        return (x - mean) / self.std
 
 
 def fit_normalizer(train_x: torch.Tensor, mode: str = "pixel") -> Normalizer:
@@ -72,3 +81,57 @@ def fit_normalizer(train_x: torch.Tensor, mode: str = "pixel") -> Normalizer:
     if mode == "channel":
         return Normalizer(x.mean((0, 2, 3))[:, None, None], x.std((0, 2, 3))[:, None, None])
     raise ValueError(f"normalize must be 'pixel' or 'channel', got {mode!r}")
+
+
+# ---------------------------------------------------------------- ImageNet (paper Section 3.4)
+# AlexNet's PCA lighting noise: eigenvalues and eigenvectors of the RGB covariance of the
+# ImageNet training pixels in [0, 1] units, as published with fb.resnet.torch (the Torch
+# reproduction of this paper). Rows of IMAGENET_EIGVEC are R, G, B; columns the components.
+IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
+IMAGENET_EIGVEC = (
+    (-0.5675, 0.7192, 0.4009),
+    (-0.5808, -0.0045, -0.8140),
+    (-0.5836, -0.6948, 0.4203),
+)
+# torchvision's per-channel normalisation (what its pretrained weights expect).
+TORCHVISION_MEAN = (0.485, 0.456, 0.406)
+TORCHVISION_STD = (0.229, 0.224, 0.225)
+
+
+def resize_shorter(img: torch.Tensor, size: int) -> torch.Tensor:
+    """(..., 3, H, W) -> shorter side ``size``, aspect kept (antialiased bilinear, as
+    torchvision's Resize(size)); the dtype is kept (uint8 in, uint8 out)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    return TF.resize(img, [size], antialias=True)
+
+
+def scale_crop_flip(
+    img: torch.Tensor, shorter: int, crop: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """The paper's training view of one image: shorter side resized to ``shorter`` (drawn
+    by the caller, in [256, 480]), a random ``crop`` x ``crop`` window, flipped with
+    probability 1/2. (3, H, W) -> (3, crop, crop), dtype kept."""
+    x = resize_shorter(img, shorter)
+    h, w = x.shape[-2:]
+    if min(h, w) < crop:
+        raise ValueError(f"shorter side {shorter} is smaller than the crop {crop}")
+    top = int(torch.randint(0, h - crop + 1, (1,), generator=generator))
+    left = int(torch.randint(0, w - crop + 1, (1,), generator=generator))
+    x = x[..., top : top + crop, left : left + crop]
+    if bool(torch.randint(0, 2, (1,), generator=generator)):
+        x = x.flip(-1)
+    return x
+
+
+def pca_lighting(x: torch.Tensor, std: float = 0.1, generator: torch.Generator | None = None) -> torch.Tensor:
+    """AlexNet lighting noise on a batch in [0, 1] units: each image gets the RGB offset
+    V (alpha * lambda), alpha ~ N(0, std) per image and component (paper Section 3.4:
+    "the standard color augmentation in [21]"). (N, 3, H, W) float -> same."""
+    if std == 0:
+        return x
+    vec = torch.tensor(IMAGENET_EIGVEC, device=x.device, dtype=x.dtype)  # (3 rgb, 3 comp)
+    val = torch.tensor(IMAGENET_EIGVAL, device=x.device, dtype=x.dtype)
+    alpha = torch.randn(len(x), 3, generator=generator, device=x.device, dtype=x.dtype) * std
+    offset = (alpha * val) @ vec.T  # (N, 3): one RGB offset per image
+    return x + offset[:, :, None, None]

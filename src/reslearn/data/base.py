@@ -55,7 +55,7 @@ class TrainData(Protocol):
         ...
 
     def eval_sets(self) -> dict[str, EvalSet]:
-        """"test", and "val" when part of the training set is held out."""
+        """ "test", and "val" when part of the training set is held out."""
         ...
 
     def state_dict(self) -> dict[str, Any]:
@@ -63,6 +63,29 @@ class TrainData(Protocol):
         ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class SeededAugmentation:
+    """What both implementations share: iterations per epoch, the evaluation splits, and the
+    augmentation generator as the data's resumable state. Subclasses set ``num_train``,
+    ``batch_size``, ``generator`` and ``_eval``."""
+
+    num_train: int
+    batch_size: int
+    generator: torch.Generator
+    _eval: dict[str, EvalSet]
+
+    def steps_per_epoch(self) -> int:
+        return self.num_train // self.batch_size
+
+    def eval_sets(self) -> dict[str, EvalSet]:
+        return dict(self._eval)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"augment": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["augment"])
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from ..distributed import DistInfo
 from .augment import Normalizer, fit_normalizer, random_crop_flip
-from .base import Batch, epoch_permutation, holdout_split
+from .base import Batch, SeededAugmentation, epoch_permutation, holdout_split
 from .cifar import CifarArrays
 
 
@@ -35,13 +34,13 @@ class TensorEvalSet:
     def __iter__(self) -> Iterator[Batch]:
         # Contiguous blocks per process: the whole split is covered once, nothing padded.
         n, r, w = len(self.x), self.dist.rank, self.dist.world_size
-        lo, hi = n * r // w, n * (r + 1) // w
+        lo, hi = n * r // w, n * (r + 1) // w  # contiguous, disjoint, nothing padded
         for i in range(lo, hi, self.batch_size):
             j = min(i + self.batch_size, hi)
             yield self.x[i:j], self.y[i:j]
 
 
-class DeviceData:
+class DeviceData(SeededAugmentation):
     """:class:`~reslearn.data.base.TrainData` over decoded arrays moved to ``device``."""
 
     format_name = "device"
@@ -73,15 +72,17 @@ class DeviceData:
         self.augment, self.device, self.dist = augment, device, dist
         self.train_x, self.train_y = tx.to(device), ty.to(device)
         self.normalizer: Normalizer = fit_normalizer(tx, normalize).to(device)  # training split only
-        self._eval = {"test": TensorEvalSet("test", arrays.test_x.to(device), arrays.test_y.to(device),
-                                            eval_batch_size, dist)}  # fmt: skip
+        self._eval = {
+            "test": TensorEvalSet(
+                "test", arrays.test_x.to(device), arrays.test_y.to(device), eval_batch_size, dist
+            )
+        }
         if vx is not None:
-            self._eval = {"val": TensorEvalSet("val", vx.to(device), vy.to(device), eval_batch_size, dist),
-                          **self._eval}  # fmt: skip
+            self._eval = {
+                "val": TensorEvalSet("val", vx.to(device), vy.to(device), eval_batch_size, dist),
+                **self._eval,
+            }
         self.generator = torch.Generator(device=device).manual_seed(seed + 12345)
-
-    def steps_per_epoch(self) -> int:
-        return self.num_train // self.batch_size
 
     def epoch_indices(self, epoch: int) -> torch.Tensor:
         return epoch_permutation(self.num_train, self.seed, epoch).to(self.device)
@@ -99,12 +100,3 @@ class DeviceData:
             # (black) pixels, before the mean image is subtracted, as on raw images.
             xb = random_crop_flip(xb, pad=4, generator=self.generator)
         return self.normalizer(xb)
-
-    def eval_sets(self) -> dict:
-        return dict(self._eval)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"augment": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["augment"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..distributed import DistInfo
 from .augment import Normalizer, fit_normalizer, random_crop_flip
-from .base import Batch, epoch_permutation, holdout_split
+from .base import Batch, SeededAugmentation, epoch_permutation, holdout_split
 from .cifar import IMAGE_EXTS, DataError
 
 EVAL_SPLITS = ("test", "val")  # CIFAR trees name it test/, ImageNet trees val/
@@ -95,13 +94,13 @@ class FileEvalSet:
 
     def __iter__(self) -> Iterator[Batch]:
         n, r, w = len(self.items), self.dist.rank, self.dist.world_size
-        lo, hi = n * r // w, n * (r + 1) // w
+        lo, hi = n * r // w, n * (r + 1) // w  # contiguous, disjoint, nothing padded
         batches = [list(range(i, min(i + self.batch_size, hi))) for i in range(lo, hi, self.batch_size)]
         for x, y in _loader(_Files(self.items), batches, self.workers, self.device):
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 
-class StreamData:
+class StreamData(SeededAugmentation):
     """:class:`~reslearn.data.base.TrainData` over an image-folder tree ``root/train/<class>/*``
     with ``root/test/`` or ``root/val/``, decoded by ``workers`` DataLoader processes.
 
@@ -129,8 +128,10 @@ class StreamData:
     ) -> None:
         root = Path(root).expanduser()
         if not (root / "train").is_dir():
-            raise DataError(f"no image-folder data in {str(root)!r}: expected {root}/train/<class>/* "
-                            f"and {root}/test/<class>/* (or val/)")  # fmt: skip
+            raise DataError(
+                f"no image-folder data in {str(root)!r}: expected {root}/train/<class>/* "
+                f"and {root}/test/<class>/* (or val/)"
+            )
         classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
         if not classes:
             raise DataError(f"{str(root / 'train')!r} has no class folders")
@@ -151,8 +152,11 @@ class StreamData:
         eval_dir = next((root / s for s in EVAL_SPLITS if (root / s).is_dir()), None)
         if eval_dir is None:
             raise DataError(f"{str(root)!r} has no test/ or val/ split")
-        self._eval = {"test": FileEvalSet("test", list_image_folder(eval_dir, classes), eval_batch_size,
-                                          self.workers, device, dist)}  # fmt: skip
+        self._eval = {
+            "test": FileEvalSet(
+                "test", list_image_folder(eval_dir, classes), eval_batch_size, self.workers, device, dist
+            )
+        }
         if held is not None:
             held_set = FileEvalSet("val", held, eval_batch_size, self.workers, device, dist)
             self._eval = {"val": held_set, **self._eval}
@@ -163,12 +167,13 @@ class StreamData:
         if self.num_train > sample:
             idx = torch.randperm(self.num_train, generator=torch.Generator().manual_seed(0))[:sample].tolist()
         batches = [list(idx)[i : i + 1000] for i in range(0, len(idx), 1000)]
-        xs = [x for x, _ in _loader(_Files(self.items), batches, 0 if len(idx) < 2000 else self.workers,
-                                     torch.device("cpu"))]  # fmt: skip
+        xs = [
+            x
+            for x, _ in _loader(
+                _Files(self.items), batches, 0 if len(idx) < 2000 else self.workers, torch.device("cpu")
+            )
+        ]
         return fit_normalizer(torch.cat(xs), normalize).to(self.device)
-
-    def steps_per_epoch(self) -> int:
-        return self.num_train // self.batch_size
 
     def epoch_indices(self, epoch: int) -> torch.Tensor:
         return epoch_permutation(self.num_train, self.seed, epoch)
@@ -182,12 +187,3 @@ class StreamData:
             if self.augment:
                 xb = random_crop_flip(xb, pad=4, generator=self.generator)  # as DeviceData
             yield self.normalizer(xb), yb
-
-    def eval_sets(self) -> dict:
-        return dict(self._eval)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"augment": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["augment"])

@@ -13,12 +13,13 @@ from ..speed import SpeedSettings
 from .views import ViewFn, single_view
 
 
-def _scores(model, views, preprocess, speed, device) -> tuple[torch.Tensor, bool]:
+def _scores(model, views, preprocess, speed, device, forward) -> tuple[torch.Tensor, bool]:
     """(N, classes) scores: the logits for one view, else softmax averaged over views."""
     outs = []
     for v in views:
         with speed.autocast(device):
-            logits = model(speed.prepare_input(preprocess(v)))
+            x = speed.prepare_input(preprocess(v.to(device)))
+            logits = model(x) if forward is None else forward(model, x)
         outs.append(logits.float())
     if len(outs) == 1:
         return outs[0], True  # ranking by logits = ranking by softmax; no rounding ties
@@ -35,31 +36,37 @@ def evaluate(
     speed: SpeedSettings = SpeedSettings(),
     device: torch.device | None = None,
     dist: DistInfo = DistInfo(),
+    forward: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
 ) -> dict:
     """Top-1/top-5 error (percent) and mean loss over ``batches`` of (uint8 images, labels).
 
     Each batch is cut into views (``views``), each view preprocessed (``preprocess``, e.g.
     the stored Normalizer), scored in eval mode; with several views the softmax scores are
-    averaged (paper Section 3.4, "we average the scores"). Counts are summed over
-    processes, so each process passes its own disjoint share of the split.
+    averaged (paper Section 3.4, "we average the scores"). A batch whose images are a
+    list is taken as its views already (made per image by a loader, for images of mixed
+    sizes). ``forward(model, x)`` replaces ``model(x)`` (e.g. the fully-convolutional
+    form). Counts are summed over processes, so each process passes its own share.
     """
     was_training = model.training
     model.eval()
     sums = None
     try:
         for x, y in batches:
-            dev = device or x.device
-            x, y = x.to(dev), y.to(dev)
-            scores, are_logits = _scores(model, views(x), preprocess, speed, dev)
+            dev = device or y.device
+            y = y.to(dev)
+            vs = x if isinstance(x, (list, tuple)) else views(x.to(dev))
+            scores, are_logits = _scores(model, vs, preprocess, speed, dev, forward)
             logp = F.log_softmax(scores, 1) if are_logits else scores.clamp_min(1e-12).log()
             k = min(5, scores.shape[1])
             topk = scores.topk(k, 1).indices
-            batch = torch.stack([
-                (topk[:, 0] != y).sum().double(),
-                (~(topk == y[:, None]).any(1)).sum().double(),
-                F.nll_loss(logp, y, reduction="sum").double(),
-                torch.tensor(float(len(y)), dtype=torch.float64, device=dev),
-            ])  # fmt: skip
+            batch = torch.stack(
+                [
+                    (topk[:, 0] != y).sum().double(),
+                    (~(topk == y[:, None]).any(1)).sum().double(),
+                    F.nll_loss(logp, y, reduction="sum").double(),
+                    torch.tensor(float(len(y)), dtype=torch.float64, device=dev),
+                ]
+            )
             sums = batch if sums is None else sums + batch
     finally:
         model.train(was_training)

@@ -47,9 +47,7 @@ def imagenet_spec(depth: int, residual: bool = True) -> ModelSpec:
 
 def cifar_spec(depth: int, residual: bool = True, name: str | None = None) -> ModelSpec:
     if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
-        raise ValueError(
-            f"a CIFAR net needs depth 6n+2 with n >= 1 (8, 14, 20, 26, 32, ...), got {depth!r}"
-        )
+        raise ValueError(f"a CIFAR net needs depth 6n+2 with n >= 1 (8, 14, 20, 26, 32, ...), got {depth!r}")
     n = (depth - 2) // 6
     return ModelSpec(
         name=name or f"cifar_{'resnet' if residual else 'plain'}{depth}",

@@ -40,8 +40,9 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def _git(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True,
-                          text=True, timeout=5)  # fmt: skip
+    return subprocess.run(
+        ["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5
+    )
 
 
 def git_commit() -> str | None:

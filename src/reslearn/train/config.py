@@ -70,32 +70,45 @@ class ModelConfig(_Section):
 @dataclass
 class DataConfig(_Section):
     data_dir: str = "./data/cifar10"
-    """Folder holding cifar-10-batches-py/, that folder itself, or a train/ test/ tree."""
+    """CIFAR: cifar-10-batches-py/, that folder itself, or a train/ test/ tree. ImageNet: train/ val/."""
     val_split: int = 0
     """Hold out this many training images for validation (paper: 5000); 0 = train on all."""
     normalize: str = choices("pixel", ("pixel", "channel"))
     """pixel: the paper's per-pixel mean subtraction; channel: per-channel mean/std."""
     augment: bool = True
-    """The paper's pad-4 random crop + horizontal flip; off trains on the plain images."""
+    """The recipe's augmentation (CIFAR: pad-4 crop + flip; ImageNet: scale, crop, flip, lighting)."""
     download: bool = True
-    """Download the canonical archive when the data is absent."""
-    loader: str = choices("auto", ("auto", "device", "stream"))
-    """device: the whole uint8 set on the training device (CIFAR default); stream: DataLoader workers."""
+    """Download the canonical CIFAR-10 archive when the data is absent."""
+    loader: str = choices("auto", ("auto", "device", "stream", "dali"))
+    """auto: device for CIFAR, stream for ImageNet; device: the uint8 set on the device; stream:
+    DataLoader workers; dali: NVIDIA DALI (CUDA, ImageNet recipe)."""
     workers: int = 0
-    """DataLoader worker processes of the stream loader; 0 = one per CPU core."""
+    """DataLoader worker processes of the streaming loaders; 0 = one per CPU core."""
+    class_index: str | None = None
+    """ImageNet: a TSV of 'index wnid name' mapping folders to the standard output indices."""
+    image_size: int | None = None
+    """Training crop; None = the net's (32 CIFAR, 224 ImageNet). ImageNet scales [256, 480] with it."""
+    lighting: float = 0.1
+    """ImageNet: std of AlexNet's PCA lighting noise (paper: 0.1); 0 = off."""
+    skip_bad_images: bool = False
+    """Count, log and skip unreadable images instead of stopping with the file's name."""
 
     def __post_init__(self) -> None:
         _positive("val_split", self.val_split, allow_zero=True)
         _positive("workers", self.workers, allow_zero=True)
+        if self.image_size is not None:
+            _positive("image_size", self.image_size)
+        if not self.lighting >= 0:
+            raise ValueError(f"lighting must be >= 0, got {self.lighting!r}")
         self._check_choices()
 
 
 @dataclass
 class OptimConfig(_Section):
-    recipe: str = choices("paper", ("paper",))
-    """The paper's CIFAR recipe (Section 4.2). The fields below are its numbers."""
-    batch_size: int = 128
-    """Global mini-batch (paper: 128, on two GPUs of 64)."""
+    recipe: str = choices("auto", ("auto", "cifar", "imagenet"))
+    """auto: imagenet for ImageNet-family nets on train/ val/ folders, else cifar (Sections 4.2, 3.4)."""
+    batch_size: int | None = None
+    """Global mini-batch; None = the recipe's (CIFAR 128 on two GPUs of 64; ImageNet 256)."""
     lr: float = 0.1
     """Base learning rate (paper: 0.1)."""
     momentum: float = 0.9
@@ -104,12 +117,20 @@ class OptimConfig(_Section):
     """L2 weight decay (paper: 0.0001)."""
     norm_weight_decay: float | None = None
     """Weight decay of BN weights/biases and of all biases; None = weight_decay, as the paper (Caffe)."""
-    iterations: int | None = 64_000
-    """Total iterations (paper: 64k). The milestones scale with it."""
+    iterations: int | None = None
+    """Total iterations; None = the recipe's (CIFAR 64k; ImageNet at most 60e4)."""
     epochs: int | None = None
     """Alternative to iterations: this many passes over the training split."""
+    schedule: str = choices("auto", ("auto", "milestones", "plateau", "step"))
+    """auto: the recipe's (CIFAR milestones; ImageNet plateau); step: /10 every step_epochs (90 epochs)."""
     milestones: tuple[float, ...] = (0.5, 0.75)
     """Fractions of the run at which lr is divided by 10 (paper: 32k and 48k of 64k)."""
+    plateau_patience: int = 3
+    """plateau: evaluations without an improvement of the held-out error before lr /10."""
+    plateau_threshold: float = 0.1
+    """plateau: an improvement is a drop of the held-out top-1 error by more than this (points)."""
+    step_epochs: int = 30
+    """step: epochs between divisions of lr by 10 (torchvision's reference recipe)."""
     warmup: str = choices("auto", ("auto", "on", "off"))
     """auto: lr 0.01 until training error < 80% for nets of 110+ layers, as the paper; on; off."""
     warmup_lr: float = 0.01
@@ -121,7 +142,8 @@ class OptimConfig(_Section):
 
     def __post_init__(self) -> None:
         self._check_choices()
-        _positive("batch_size", self.batch_size)
+        if self.batch_size is not None:
+            _positive("batch_size", self.batch_size)
         if self.iterations is not None and self.epochs is not None:
             raise ValueError(
                 f"set iterations or epochs, not both (got iterations={self.iterations}, epochs={self.epochs})"
@@ -130,8 +152,6 @@ class OptimConfig(_Section):
             _positive("epochs", self.epochs)
         if self.iterations is not None:
             _positive("iterations", self.iterations)
-        if self.iterations is None and self.epochs is None:
-            raise ValueError("set iterations or epochs")
         for k in ("lr", "warmup_lr"):
             if not getattr(self, k) > 0:
                 raise ValueError(f"{k} must be > 0, got {getattr(self, k)!r}")
@@ -145,6 +165,10 @@ class OptimConfig(_Section):
         if any(not 0 < m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
             raise ValueError(f"milestones must be increasing fractions in (0, 1), got {self.milestones}")
         _positive("warmup_check_every", self.warmup_check_every)
+        _positive("plateau_patience", self.plateau_patience)
+        _positive("step_epochs", self.step_epochs)
+        if self.plateau_threshold < 0:
+            raise ValueError(f"plateau_threshold must be >= 0, got {self.plateau_threshold!r}")
 
 
 @dataclass
@@ -210,6 +234,8 @@ class TrainConfig:
                 raise ValueError(f"unknown {name} keys: {sorted(bad)} (known: {sorted(names)})")
             if "milestones" in values:
                 values["milestones"] = tuple(values["milestones"])
+            if name == "optim" and values.get("recipe") == "paper":
+                values["recipe"] = "cifar"  # configs before the ImageNet recipe said "paper"
             parts[name] = kind(**values)
         return cls(**parts)
 
@@ -274,13 +300,16 @@ def config_fields() -> list[FieldInfo]:
         docs = _docstrings(kind)
         for f in dataclasses.fields(kind):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            out.append(FieldInfo(section, f.name, hints[f.name], default, docs.get(f.name, ""),
-                                 f.metadata.get("choices")))  # fmt: skip
+            out.append(
+                FieldInfo(
+                    section, f.name, hints[f.name], default, docs.get(f.name, ""), f.metadata.get("choices")
+                )
+            )
     return out
 
 
 def split_key(key: str) -> tuple[str, str]:
-    """"optim.weight_decay" -> ("optim", "weight_decay"), checked against the sections."""
+    """ "optim.weight_decay" -> ("optim", "weight_decay"), checked against the sections."""
     section, _, name = key.partition(".")
     if section not in SECTIONS or not name:
         raise ValueError(f"config key {key!r} must be section.field with section one of {list(SECTIONS)}")
@@ -387,6 +416,7 @@ RESUME_SAFE = {
     "run.compile",
     "data.data_dir",
     "data.workers",
+    "data.skip_bad_images",
     "optim.iterations",
 }
 

@@ -28,6 +28,7 @@ from .. import __version__
 from ..data import DataError, load_cifar10
 from ..data.base import TrainData
 from ..data.device import DeviceData
+from ..data.imagenet import ImageNetData
 from ..data.stream import StreamData
 from ..distributed import DistInfo, current
 from ..evaluate import evaluate
@@ -38,7 +39,8 @@ from .checkpoint import Checkpoint, git_commit, load_checkpoint, save_checkpoint
 from .config import TrainConfig, apply_layers, resume_config
 from .logging import MetricsLog, Progress, format_row, read_metrics
 from .optim import TrainStep, make_optimizer
-from .schedules import lr_at, milestone_iterations
+from .recipes import resolve
+from .schedules import current_lr, schedule_milestones
 from .state import TrainState
 
 __all__ = ["Trainer", "build", "is_finished", "read_metrics", "train"]
@@ -85,12 +87,45 @@ class Trainer:
         return next(self._epoch_batches[1])
 
 
+def dali_unavailable() -> ValueError:
+    return ValueError(
+        "--loader dali needs NVIDIA DALI and CUDA: pip install 'reslearn[dali]' (or "
+        "pip install nvidia-dali-cuda120 --extra-index-url https://pypi.nvidia.com); "
+        "the default --loader stream works everywhere"
+    )
+
+
 def make_train_data(cfg: TrainConfig, device: torch.device, dist: DistInfo) -> TrainData:
-    """The TrainData implementation the config asks for (device-resident by default)."""
+    """The TrainData implementation the (resolved) config asks for."""
     d = cfg.data
-    common = dict(batch_size=cfg.optim.batch_size, seed=cfg.run.seed, device=device,
-                  val_split=d.val_split, normalize=d.normalize, augment=d.augment,
-                  eval_batch_size=cfg.run.eval_batch_size, dist=dist)  # fmt: skip
+    if cfg.optim.recipe == "imagenet":
+        if d.loader == "dali":
+            raise dali_unavailable()
+        return ImageNetData(
+            d.data_dir,
+            batch_size=cfg.optim.batch_size,
+            seed=cfg.run.seed,
+            device=device,
+            class_index=d.class_index,
+            image_size=d.image_size,
+            normalize=d.normalize,
+            augment=d.augment,
+            lighting=d.lighting,
+            eval_batch_size=min(cfg.run.eval_batch_size, 250),
+            workers=d.workers,
+            skip_bad_images=d.skip_bad_images,
+            dist=dist,
+        )
+    common = dict(
+        batch_size=cfg.optim.batch_size,
+        seed=cfg.run.seed,
+        device=device,
+        val_split=d.val_split,
+        normalize=d.normalize,
+        augment=d.augment,
+        eval_batch_size=cfg.run.eval_batch_size,
+        dist=dist,
+    )
     if d.loader == "stream":
         if not Path(d.data_dir).expanduser().is_dir():
             raise DataError(f"data directory {d.data_dir!r} does not exist")
@@ -100,8 +135,13 @@ def make_train_data(cfg: TrainConfig, device: torch.device, dist: DistInfo) -> T
 
 def model_options(cfg: TrainConfig, num_classes: int) -> dict[str, Any]:
     m = cfg.model
-    return {"num_classes": num_classes, "shortcut": m.shortcut, "variant": m.variant,
-            "zero_init_residual": m.zero_init_residual, "init_mode": m.init_mode}  # fmt: skip
+    return {
+        "num_classes": num_classes,
+        "shortcut": m.shortcut,
+        "variant": m.variant,
+        "zero_init_residual": m.zero_init_residual,
+        "init_mode": m.init_mode,
+    }
 
 
 def warmup_enabled(cfg: TrainConfig, spec: ModelSpec) -> bool:
@@ -129,18 +169,31 @@ def build(cfg: TrainConfig, run_dir: Path, ckpt: Checkpoint | None = None) -> Tr
     total = cfg.optim.iterations if cfg.optim.epochs is None else cfg.optim.epochs * ipe
     eval_every = cfg.run.eval_every or ipe
     state = TrainState(warming_up=warmup_enabled(cfg, spec))
+    o = cfg.optim
     if ckpt is not None:
         unwrap(model).load_state_dict(ckpt.model)
         optimizer.load_state_dict(ckpt.optimizer)
         data.normalizer.load_state_dict(ckpt.preprocessing)
         data.load_state_dict(state.load_state_dict(ckpt.train_state))
     return Trainer(
-        cfg=cfg, spec=spec, run_dir=run_dir, device=device, speed=speed, dist=dist, data=data, model=model,
-        optimizer=optimizer, step=TrainStep(model, optimizer, speed, device), state=state, total=total,
-        milestones=milestone_iterations(total, cfg.optim.milestones), eval_every=eval_every,
-        ckpt_every=cfg.run.checkpoint_every or eval_every, commit=git_commit() if dist.is_main else None,
+        cfg=cfg,
+        spec=spec,
+        run_dir=run_dir,
+        device=device,
+        speed=speed,
+        dist=dist,
+        data=data,
+        model=model,
+        optimizer=optimizer,
+        step=TrainStep(model, optimizer, speed, device),
+        state=state,
+        total=total,
+        milestones=schedule_milestones(o.schedule, total, o.milestones, ipe, o.step_epochs),
+        eval_every=eval_every,
+        ckpt_every=cfg.run.checkpoint_every or eval_every,
+        commit=git_commit() if dist.is_main else None,
         progress=Progress(cfg.run.progress, total, state.iteration, dist.is_main),
-    )  # fmt: skip
+    )
 
 
 # ---------------------------------------------------------------- the loop
@@ -155,8 +208,14 @@ def run_interval(tr: Trainer, until: int) -> None:
     n_local, t0, start = 0, time.perf_counter(), st.iteration
     while st.iteration < until:
         x, y = tr.next_batch()
-        tr.lr = lr_at(st.iteration, base_lr=tr.cfg.optim.lr, milestones=tr.milestones,
-                      warming_up=st.warming_up, warmup_lr=tr.cfg.optim.warmup_lr)  # fmt: skip
+        tr.lr = current_lr(
+            st.iteration,
+            base_lr=tr.cfg.optim.lr,
+            milestones=tr.milestones,
+            plateau_drops=st.plateau.drops,
+            warming_up=st.warming_up,
+            warmup_lr=tr.cfg.optim.warmup_lr,
+        )
         for g in tr.optimizer.param_groups:
             g["lr"] = tr.lr
         loss, errs = tr.step(x, y)
@@ -187,8 +246,10 @@ def end_warmup_window(tr: Trainer, warm_err: torch.Tensor) -> None:
     err, n = tr.dist.all_reduce_sum(both).tolist()
     if 100.0 * err / n < o.warmup_until_err:
         tr.state.warming_up = False
-        tr.progress.log(f"warm-up done at iteration {tr.state.iteration}: training error below "
-                        f"{o.warmup_until_err}%, lr back to {o.lr}")  # fmt: skip
+        tr.progress.log(
+            f"warm-up done at iteration {tr.state.iteration}: training error below "
+            f"{o.warmup_until_err}%, lr back to {o.lr}"
+        )
     warm_err.zero_()
     w["n"] = 0
 
@@ -197,15 +258,29 @@ def report(tr: Trainer) -> dict:
     """Evaluate, write one metrics row (main process), reset the meters."""
     st, final = tr.state, tr.state.iteration == tr.total
     summary = st.meters.summary()
-    row = {"iteration": st.iteration, "epoch": round(st.iteration / tr.steps_per_epoch, 4), "lr": tr.lr,
-           "loss": summary["loss"], "train_err": summary["train_err"]}  # fmt: skip
+    row = {
+        "iteration": st.iteration,
+        "epoch": round(st.iteration / tr.steps_per_epoch, 4),
+        "lr": tr.lr,
+        "loss": summary["loss"],
+        "train_err": summary["train_err"],
+    }
     sets = tr.data.eval_sets()
     if "val" in sets:
         row["val_err"] = top1_err(tr, sets["val"])
-    # With a validation split the test set stays untouched until the end.
-    row["test_err"] = top1_err(tr, sets["test"]) if "val" not in sets or final else None
+    if "test" in sets:  # with a validation split the test set stays untouched until the end
+        row["test_err"] = top1_err(tr, sets["test"]) if "val" not in sets or final else None
     row["images_per_s"] = summary["images_per_s"]
     row["wall_s"] = tr.wall_s()
+    if tr.cfg.data.skip_bad_images:
+        row["skipped_images"] = getattr(tr.data, "skipped", 0)
+    o = tr.cfg.optim
+    if o.schedule == "plateau":
+        held_out = row["val_err"] if "val_err" in row else row["test_err"]
+        if st.plateau.update(held_out, o.plateau_patience, o.plateau_threshold):
+            tr.progress.log(
+                f"held-out error plateaued at {held_out:.2f}%: lr /10 from iteration {st.iteration}"
+            )
     if tr.log is not None:
         tr.log.write(row)
     tr.progress.log(format_row(row, tr.total))
@@ -230,8 +305,14 @@ def make_checkpoint(tr: Trainer) -> Checkpoint:
         config=tr.cfg.to_dict(),
         train_state=state,
         optimizer=tr.optimizer.state_dict(),
-        provenance={"version": __version__, "git_commit": tr.commit, "data_source": tr.data.source,
-                    "device": str(tr.device), "milestones": tr.milestones, "total": tr.total},  # fmt: skip
+        provenance={
+            "version": __version__,
+            "git_commit": tr.commit,
+            "data_source": tr.data.source,
+            "device": str(tr.device),
+            "milestones": tr.milestones,
+            "total": tr.total,
+        },
     )
 
 
@@ -247,7 +328,8 @@ def finish(tr: Trainer) -> None:
     rows = read_metrics(tr.run_dir)
     final = {
         "iteration": tr.state.iteration,
-        "test_err": rows[-1]["test_err"],
+        "test_err": rows[-1].get("test_err"),
+        "val_err": rows[-1].get("val_err"),
         "train_err": rows[-1]["train_err"],
         "wall_s": rows[-1]["wall_s"],
         "device": str(tr.device),
@@ -285,6 +367,7 @@ def default_run_dir(cfg: TrainConfig) -> Path:
 def start_run(cfg: TrainConfig) -> tuple[TrainConfig, Path]:
     """A new run: validate the model, choose the run directory, refuse one holding a run."""
     spec = get_model_spec(cfg.model.name)
+    cfg = resolve(cfg, spec)
     if not spec.residual and cfg.model.shortcut is not None:
         raise ValueError(
             f"{spec.name} is a plain net and has no shortcuts; got shortcut={cfg.model.shortcut!r}"
@@ -301,7 +384,10 @@ def start_run(cfg: TrainConfig) -> tuple[TrainConfig, Path]:
 def resume_run(resume: str | os.PathLike, layers: list[dict], flags: dict | None):
     ckpt = load_checkpoint(resume)
     run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent
-    cfg = resume_config(TrainConfig.from_dict(ckpt.config), layers, flags)
+    saved = TrainConfig.from_dict(ckpt.config)
+    # A config saved before a recipe field existed gets that field's recipe value.
+    saved = resolve(saved, get_model_spec(saved.model.name))
+    cfg = resume_config(saved, layers, flags)
     return cfg.replace({"run.out": str(run_dir)}), run_dir, ckpt
 
 

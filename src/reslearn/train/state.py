@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .schedules import Plateau
+
 
 @dataclass
 class Meters:
@@ -50,6 +52,8 @@ class TrainState:
     meters: Meters = field(default_factory=Meters)
     wall_s: float = 0.0
     """Wall time of the run before the current session (resumes add up)."""
+    plateau: Plateau = field(default_factory=Plateau)
+    """The plateau schedule's state (ImageNet recipe)."""
 
     def state_dict(self, data_state: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -58,6 +62,7 @@ class TrainState:
             "warm_window": dict(self.warm_window),
             "meters": asdict(self.meters),
             "wall_s": self.wall_s,
+            "plateau": self.plateau.state_dict(),
             "rng": capture_rng(),
             "data": data_state,
         }
@@ -69,6 +74,7 @@ class TrainState:
         self.warm_window = {k: int(v) for k, v in d["warm_window"].items()}
         self.meters = Meters(**d["meters"])
         self.wall_s = float(d["wall_s"])
+        self.plateau = Plateau(**d.get("plateau", {}))  # format-1 checkpoints predate it
         restore_rng(d["rng"])
         return d["data"]
 
@@ -78,8 +84,12 @@ def capture_rng() -> dict[str, Any]:
     _, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
         "python": random.getstate(),
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},  # fmt: skip
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
     }
@@ -90,8 +100,9 @@ def restore_rng(state: dict[str, Any]) -> None:
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))  # fmt: skip
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,371 @@
+"""ImageNet-layout folders (``train/<wnid>/*.JPEG``, ``val/<wnid>/*.JPEG``), streamed.
+
+The streaming :class:`~reslearn.data.base.TrainData` for the paper's ImageNet recipe
+(Section 3.4): DataLoader workers decode each photo (a reduced-size DCT decode when the
+target is much smaller), resize its shorter side to a random integer in [256, 480], take a
+random 224x224 crop or its flip. On the training device the batch then gets the PCA
+lighting noise and the per-pixel mean subtraction. Every random choice of a sample is
+drawn from a generator seeded by (seed, epoch, image index), so the batches do not
+depend on the number of workers and a resumed run sees exactly the same images.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from ..distributed import DistInfo
+from ..io import atomic_torch_save
+from .augment import (
+    TORCHVISION_MEAN,
+    TORCHVISION_STD,
+    Normalizer,
+    pca_lighting,
+    resize_shorter,
+    scale_crop_flip,
+)
+from .base import SeededAugmentation, epoch_permutation
+from .cifar import IMAGE_EXTS, DataError, cache_dir
+
+TRAIN_SCALE = (256, 480)  # shorter side range at 224x224 crops (Section 3.4)
+
+
+# ---------------------------------------------------------------- classes
+@dataclass(frozen=True)
+class ClassIndex:
+    """The standard output order: wnids[i] is class i, names[i] its name."""
+
+    wnids: tuple[str, ...]
+    names: tuple[str, ...]
+
+    def label(self, wnid: str) -> int:
+        return self.wnids.index(wnid)
+
+
+def read_class_index(path: str | os.PathLike) -> ClassIndex:
+    """A tab-separated ``index  wnid  name`` file (``imagenet-classes.tsv``): indices must
+    be 0..K-1 in order, each wnid once."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataError(f"class index {str(path)!r} does not exist")
+    rows = [ln.split("\t") for ln in p.read_text().splitlines() if ln.strip()]
+    if rows and rows[0][0].strip().lower() == "index":
+        rows = rows[1:]
+    wnids, names = [], []
+    for i, row in enumerate(rows):
+        if len(row) < 2 or not row[0].strip().isdigit() or int(row[0]) != i:
+            raise DataError(f"{str(p)!r} line {i + 2}: expected '{i}<TAB>wnid<TAB>name', got {row!r}")
+        wnids.append(row[1].strip())
+        names.append(row[2].strip() if len(row) > 2 else row[1].strip())
+    dup = sorted({w for w in wnids if wnids.count(w) > 1})
+    if dup:
+        raise DataError(f"{str(p)!r} lists wnids more than once: {dup[:5]}")
+    if not wnids:
+        raise DataError(f"{str(p)!r} lists no classes")
+    return ClassIndex(tuple(wnids), tuple(names))
+
+
+def folder_classes(split_dir: Path) -> list[str]:
+    names = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
+    if not names:
+        raise DataError(f"{str(split_dir)!r} has no class folders")
+    return names
+
+
+def list_split(split_dir: Path, index: ClassIndex | None) -> tuple[list[tuple[Path, int]], tuple[str, ...]]:
+    """(file, label) pairs of ``split_dir/<wnid>/*`` and the class names. With an index,
+    labels are the standard indices and an unknown folder is an error; without one,
+    the classes are the sorted folder names."""
+    folders = folder_classes(split_dir)
+    if index is not None:
+        unknown = [f for f in folders if f not in index.wnids]
+        if unknown:
+            raise DataError(f"folders of {str(split_dir)!r} missing from the class index: {unknown[:5]}")
+        labels, classes = {f: index.label(f) for f in folders}, index.names
+    else:
+        labels, classes = {f: i for i, f in enumerate(folders)}, tuple(folders)
+    items = []
+    for f in folders:
+        files = [p for p in sorted((split_dir / f).iterdir()) if p.suffix.lower() in IMAGE_EXTS]
+        if not files:
+            raise DataError(f"class folder {str(split_dir / f)!r} holds no images")
+        items += [(p, labels[f]) for p in files]
+    return items, classes
+
+
+# ---------------------------------------------------------------- decoding
+def decode(path: Path, shorter: int | None = None) -> torch.Tensor:
+    """(3, H, W) uint8 RGB. With ``shorter``, JPEGs are decoded at the smallest DCT scale
+    (1/2, 1/4, 1/8) that still leaves the shorter side >= ``shorter`` (libjpeg's reduced-
+    size decode through Pillow's draft mode: 2-4x less work for 500x375 photos at 128)."""
+    try:
+        with Image.open(path) as im:
+            if shorter is not None and im.format == "JPEG":
+                w, h = im.size
+                f = shorter / min(w, h)
+                if f < 0.5:
+                    im.draft("RGB", (max(1, int(w * f + 0.999)), max(1, int(h * f + 0.999))))
+            a = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except Exception as e:
+        raise DataError(f"cannot read image {str(path)!r}: {e}") from e
+    return torch.from_numpy(a.transpose(2, 0, 1).copy())
+
+
+def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 10_000_019 + index)
+
+
+class _TrainImages(Dataset):
+    """Index -> the paper's random training view of that image (or None if unreadable
+    and skipping is on)."""
+
+    def __init__(self, items, seed: int, crop: int, scale: tuple[int, int], augment: bool, skip_bad: bool):
+        self.items, self.seed, self.crop, self.scale = items, seed, crop, scale
+        self.augment, self.skip_bad, self.epoch = augment, skip_bad, 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        path, label = self.items[i]
+        g = sample_generator(self.seed, self.epoch, i)
+        lo, hi = self.scale
+        shorter = int(torch.randint(lo, hi + 1, (1,), generator=g)) if self.augment else lo
+        try:
+            img = decode(path, shorter)
+        except DataError as e:
+            if not self.skip_bad:
+                raise
+            print(f"reslearn: skipped {e}", file=sys.stderr, flush=True)
+            return None
+        if self.augment:
+            return scale_crop_flip(img, shorter, self.crop, g), label
+        from ..evaluate.views import center_crop
+
+        return center_crop(resize_shorter(img, shorter), self.crop), label
+
+
+def _collate_train(samples):
+    good = [s for s in samples if s is not None]
+    skipped = len(samples) - len(good)
+    if not good:
+        return None, None, skipped
+    x = torch.stack([s[0] for s in good])
+    return x, torch.tensor([s[1] for s in good], dtype=torch.int64), skipped
+
+
+class _ViewImages(Dataset):
+    """Index -> (list of views of one image, label), for evaluation."""
+
+    def __init__(self, items, view_fn, size: int):
+        self.items, self.view_fn, self.size = items, view_fn, size
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        path, label = self.items[i]
+        img = decode(path, None)
+        return [v[0] for v in self.view_fn(img[None], self.size)], label
+
+
+def _collate_views(samples):
+    n_views = len(samples[0][0])
+    views = [torch.stack([s[0][v] for s in samples]) for v in range(n_views)]
+    return views, torch.tensor([s[1] for s in samples], dtype=torch.int64)
+
+
+def _loader(ds, batches, workers, device, collate) -> DataLoader:
+    return DataLoader(
+        ds,
+        batch_sampler=batches,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if workers else None,
+        persistent_workers=False,
+        generator=torch.Generator().manual_seed(0),  # leave the global RNG alone
+    )
+
+
+class ImageFolderEvalSet:
+    """The val/ split with test-time views made per image by the workers (the views of
+    one image share a size; images of a batch do too, except for multi-scale views,
+    which are scored one image at a time)."""
+
+    def __init__(
+        self,
+        name,
+        items,
+        view: str,
+        size: int,
+        batch_size: int,
+        workers: int,
+        device,
+        dist: DistInfo = DistInfo(),
+    ):
+        from ..evaluate.views import IMAGENET_VIEWS
+
+        if view not in IMAGENET_VIEWS:
+            raise ValueError(f"unknown views {view!r}; one of {sorted(IMAGENET_VIEWS)}")
+        self.view_fn, self.fully_convolutional = IMAGENET_VIEWS[view]
+        self.name, self.items, self.view, self.size = name, items, view, size
+        self.batch_size = 1 if self.fully_convolutional else batch_size
+        self.workers, self.device, self.dist = workers, device, dist
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        n, r, w = len(self.items), self.dist.rank, self.dist.world_size
+        lo, hi = n * r // w, n * (r + 1) // w  # contiguous, disjoint, nothing padded
+        plan = [list(range(i, min(i + self.batch_size, hi))) for i in range(lo, hi, self.batch_size)]
+        ds = _ViewImages(self.items, self.view_fn, self.size)
+        for views, y in _loader(ds, plan, self.workers, self.device, _collate_views):
+            yield [v.to(self.device, non_blocking=True) for v in views], y.to(self.device, non_blocking=True)
+
+
+class ImageNetData(SeededAugmentation):
+    """:class:`~reslearn.data.base.TrainData` for ImageNet-layout folders.
+
+    ``image_size``: the crop (224 in the paper); a smaller one scales the resize range
+    and the test views with it (for CPUs). ``normalize``: "pixel" (the paper: the mean
+    image of a sample of training crops) or "channel" (torchvision's mean/std, what its
+    weights need). ``lighting``: std of the PCA noise (0.1; 0 = off).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        *,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        class_index: str | None = None,
+        image_size: int = 224,
+        normalize: str = "pixel",
+        augment: bool = True,
+        lighting: float = 0.1,
+        eval_batch_size: int = 250,
+        workers: int = 0,
+        skip_bad_images: bool = False,
+        mean_sample: int = 500,
+        dist: DistInfo = DistInfo(),
+    ) -> None:
+        root = Path(root).expanduser()
+        for split in ("train", "val"):
+            if not (root / split).is_dir():
+                raise DataError(
+                    f"no ImageNet-layout data in {str(root)!r}: expected {root}/train/<wnid>/*.JPEG "
+                    f"and {root}/val/<wnid>/*.JPEG"
+                )
+        index = read_class_index(class_index) if class_index else None
+        self.items, self.classes = list_split(root / "train", index)
+        val_items, _ = list_split(root / "val", index)
+        if len(self.items) < batch_size:
+            raise ValueError(f"batch_size={batch_size} exceeds the {len(self.items)} training images")
+        self.source, self.format = f"imagefolder:{root}", "imagenet-folder"
+        self.num_train, self.batch_size, self.seed, self.device, self.dist = (
+            len(self.items),
+            batch_size,
+            seed,
+            device,
+            dist,
+        )
+        self.size, self.augment, self.lighting, self.skip_bad = image_size, augment, lighting, skip_bad_images
+        self.scale = tuple(round(s * image_size / 224) for s in TRAIN_SCALE)
+        self.workers = workers or (os.cpu_count() or 1)
+        self.skipped = 0  # unreadable training images skipped so far (this session)
+        self.normalizer = self._normalizer(normalize, mean_sample).to(device)
+        self._eval = {
+            "val": ImageFolderEvalSet(
+                "val", val_items, "single", image_size, eval_batch_size, self.workers, device, dist
+            )
+        }
+        self.val_items = val_items
+        self.generator = torch.Generator(device=device).manual_seed(seed + 12345)
+
+    def _normalizer(self, normalize: str, sample: int) -> Normalizer:
+        if normalize == "channel":
+            return Normalizer(
+                torch.tensor(TORCHVISION_MEAN)[:, None, None], torch.tensor(TORCHVISION_STD)[:, None, None]
+            )
+        if normalize != "pixel":
+            raise ValueError(f"normalize must be 'pixel' or 'channel', got {normalize!r}")
+        return Normalizer(self.mean_image(sample))
+
+    def mean_image(self, sample: int) -> torch.Tensor:
+        """The per-pixel mean of centre crops of a seeded sample of training images, in
+        [0, 1] units (3, S, S); cached (keyed by the files, the sample and the size)."""
+        n = min(sample, self.num_train)
+        idx = torch.randperm(self.num_train, generator=torch.Generator().manual_seed(0))[:n].tolist()
+        key = f"{self.source}:{n}:{self.size}:" + ",".join(f"{self.items[i][0].name}" for i in idx[:50])
+        import hashlib
+
+        path = cache_dir() / f"mean-{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
+        if path.is_file():
+            try:
+                return torch.load(path, weights_only=True)
+            except Exception:
+                path.unlink(missing_ok=True)
+        ds = _TrainImages(
+            self.items,
+            0,
+            self.size,
+            (round(256 * self.size / 224),) * 2,
+            augment=False,
+            skip_bad=self.skip_bad,
+        )
+        total, count = torch.zeros(3, self.size, self.size, dtype=torch.float64), 0
+        batches = [idx[i : i + 64] for i in range(0, n, 64)]
+        for x, _, _ in _loader(
+            ds, batches, self.workers if n > 256 else 0, torch.device("cpu"), _collate_train
+        ):
+            if x is not None:
+                total += x.double().sum(0) / 255.0
+                count += len(x)
+        mean = (total / max(count, 1)).float()
+        try:
+            atomic_torch_save(mean, path)
+        except OSError:
+            pass
+        return mean
+
+    def epoch_indices(self, epoch: int) -> torch.Tensor:
+        return epoch_permutation(self.num_train, self.seed, epoch)
+
+    def batches(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        perm, bs = self.epoch_indices(epoch), self.batch_size
+        steps = range(start, self.steps_per_epoch())
+        plan = [self.dist.shard(perm[p * bs : (p + 1) * bs]).tolist() for p in steps]
+        ds = _TrainImages(self.items, self.seed, self.size, self.scale, self.augment, self.skip_bad)
+        ds.epoch = epoch
+        for x, y, skipped in _loader(ds, plan, self.workers, self.device, _collate_train):
+            self.skipped += skipped
+            if x is None:
+                continue
+            x = x.to(self.device, non_blocking=True).float() / 255.0
+            if self.augment and self.lighting:
+                x = pca_lighting(x, self.lighting, self.generator)
+            yield self.normalizer.normalize01(x), y.to(self.device, non_blocking=True)
+
+    def eval_split(self, view: str, batch_size: int = 250) -> ImageFolderEvalSet:
+        return ImageFolderEvalSet(
+            "val", self.val_items, view, self.size, batch_size, self.workers, self.device, self.dist
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "skipped": self.skipped}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.skipped = int(state.get("skipped", 0))

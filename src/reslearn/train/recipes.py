@@ -1,0 +1,62 @@
+"""The paper's two training recipes, and how an ``auto`` config is resolved against them.
+
+A config leaves recipe-dependent fields at None/"auto"; :func:`resolve` fills them from the
+recipe before anything runs, so the saved config.json always holds the numbers used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..models import ModelSpec
+from .config import TrainConfig
+
+RECIPES: dict[str, dict] = {
+    # Section 4.2: batch 128, lr 0.1 /10 at 32k and 48k, stop at 64k.
+    "cifar": {"batch_size": 128, "iterations": 64_000, "schedule": "milestones", "loader": "device"},
+    # Section 3.4: batch 256, lr 0.1 /10 when the error plateaus, up to 60e4 iterations.
+    "imagenet": {"batch_size": 256, "iterations": 600_000, "schedule": "plateau", "loader": "stream"},
+}
+STEP_SCHEDULE_EPOCHS = 90  # the fixed step schedule's length (torchvision's reference)
+
+
+def is_imagenet_layout(data_dir: str) -> bool:
+    d = Path(data_dir).expanduser()
+    return (d / "train").is_dir() and (d / "val").is_dir() and not (d / "test").is_dir()
+
+
+def choose_recipe(cfg: TrainConfig, spec: ModelSpec) -> str:
+    """ "auto": imagenet for an ImageNet-family net on ImageNet-layout folders, else cifar."""
+    if cfg.optim.recipe != "auto":
+        return cfg.optim.recipe
+    return "imagenet" if spec.family == "imagenet" and is_imagenet_layout(cfg.data.data_dir) else "cifar"
+
+
+def resolve(cfg: TrainConfig, spec: ModelSpec) -> TrainConfig:
+    """``cfg`` with every recipe-dependent None/"auto" replaced by the recipe's value."""
+    name = choose_recipe(cfg, spec)
+    r, o, d = RECIPES[name], cfg.optim, cfg.data
+    changes: dict = {"optim.recipe": name}
+    if o.batch_size is None:
+        changes["optim.batch_size"] = r["batch_size"]
+    schedule = r["schedule"] if o.schedule == "auto" else o.schedule
+    changes["optim.schedule"] = schedule
+    if o.iterations is None and o.epochs is None:
+        if schedule == "step":
+            changes["optim.epochs"] = STEP_SCHEDULE_EPOCHS
+        else:
+            changes["optim.iterations"] = r["iterations"]
+    if d.loader == "auto":
+        changes["data.loader"] = r["loader"]
+    if name == "imagenet":
+        if changes.get("data.loader", d.loader) == "device":
+            raise ValueError("the ImageNet recipe streams its images: --loader stream (default) or dali")
+        if d.image_size is None:
+            changes["data.image_size"] = spec.input_size[0]
+    else:
+        if d.loader == "dali":
+            raise ValueError("--loader dali serves the ImageNet recipe; CIFAR data uses device or stream")
+        if d.image_size is not None or d.class_index is not None:
+            bad = "image_size" if d.image_size is not None else "class_index"
+            raise ValueError(f"data.{bad} applies to the ImageNet recipe (this run uses the cifar recipe)")
+    return cfg.replace(changes)
