@@ -37,3 +37,22 @@ def write_imagefolder(root: Path, per_class: int = 3, classes=("cat", "dog", "fr
                 ext = "png" if i % 2 else "jpg"
                 Image.fromarray(img.transpose(1, 2, 0)).save(root / split / name / f"{i}.{ext}")
     return root
+
+
+IMAGENET_WNIDS = ("n01440764", "n01443537", "n01484850")  # tench, goldfish, great white shark
+
+
+def write_imagenet_folder(
+    root: Path, per_class: int = 4, val_per_class: int = 2, wnids=IMAGENET_WNIDS
+) -> Path:
+    """train/<wnid>/*.JPEG and val/<wnid>/*.JPEG photos of mixed sizes (learnable colours)."""
+    sizes = [(96, 72), (64, 80), (120, 64), (72, 72)]
+    for split, n in (("train", per_class), ("val", val_per_class)):
+        for c, wnid in enumerate(wnids):
+            (root / split / wnid).mkdir(parents=True)
+            x, _ = synthetic_images(n, seed=c + (100 if split == "val" else 0))
+            for i, img in enumerate(x):
+                w, h = sizes[i % len(sizes)]
+                im = Image.fromarray(img.transpose(1, 2, 0)).resize((w, h))
+                im.save(root / split / wnid / f"{wnid}_{i}.JPEG", quality=90)
+    return root

@@ -154,11 +154,24 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 
 def _add_eval(sub) -> None:
-    s = sub.add_parser("eval", help="test error of a checkpoint (single 32x32 view)")
+    s = sub.add_parser(
+        "eval",
+        help="top-1/top-5 error of a checkpoint (CIFAR: test split, one 32x32 view; ImageNet: val/, "
+        "single, 10crop or multiscale views)",
+    )
     s.add_argument("checkpoint", help="a checkpoint file or a run directory")
     s.add_argument("--data-dir", default=None, help="default: the run's data directory")
+    s.add_argument(
+        "--views",
+        choices=["single", "10crop", "multiscale"],
+        default="single",
+        help="ImageNet test protocol: single centre crop, Table 3's 10-crop, Table 4's multi-scale "
+        "fully-convolutional (default: single)",
+    )
+    s.add_argument("--class-index", default=None, metavar="FILE", help="ImageNet: index wnid name TSV")
     s.add_argument("--device", default="auto")
-    s.add_argument("--batch-size", type=int, default=1000)
+    s.add_argument("--batch-size", type=int, default=None, help="default 1000 (CIFAR), 50 (ImageNet)")
+    s.add_argument("--workers", type=int, default=0, help="ImageNet decode workers; 0 = one per core")
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
     s.set_defaults(fn=_cmd_eval)
 
@@ -166,25 +179,26 @@ def _add_eval(sub) -> None:
 def _cmd_eval(a: argparse.Namespace) -> int:
     import json
 
-    from .data.device import TensorEvalSet
-    from .evaluate import checkpoint_data, evaluate, load_for_inference
-    from .speed import SpeedSettings, select_device
+    from .evaluate import evaluate_checkpoint
 
-    if a.batch_size < 1:
+    if a.batch_size is not None and a.batch_size < 1:
         raise ValueError(f"--batch-size must be positive, got {a.batch_size}")
-    device = select_device(a.device)
-    model, normalizer, ckpt = load_for_inference(a.checkpoint, device)
-    data = checkpoint_data(ckpt, a.data_dir)
-    split = TensorEvalSet("test", data.test_x.to(device), data.test_y.to(device), a.batch_size)
-    res = evaluate(model, split, normalizer, speed=SpeedSettings(channels_last=True), device=device)
-    res.update(model=ckpt.model_name, iteration=ckpt.iteration, data=data.source, views="single")
+    res = evaluate_checkpoint(
+        a.checkpoint,
+        data_dir=a.data_dir,
+        views=a.views,
+        class_index=a.class_index,
+        device=a.device,
+        batch_size=a.batch_size,
+        workers=a.workers,
+    )
     if a.json:
         print(json.dumps(res))
     else:
         print(
-            f"{res['model']} @ iteration {res['iteration']} on {res['images']} test images "
-            f"({data.source}): top-1 error {res['top1_err']:.2f}%, "
-            f"top-5 error {res['top5_err']:.2f}%"
+            f"{res['model']} @ iteration {res['iteration']} on {res['images']} {res['split']} images "
+            f"({res['data']}, {res['views']} view{'s' if res['views'] != 'single' else ''}): "
+            f"top-1 error {res['top1_err']:.2f}%, top-5 error {res['top5_err']:.2f}%"
         )
     return 0
 

@@ -45,3 +45,69 @@ def checkpoint_data(ckpt: Checkpoint, data_dir: str | None = None) -> CifarArray
     if len(data.classes) != n:
         raise ValueError(f"{where!r} has {len(data.classes)} classes, the model {n}")
     return data
+
+
+def evaluate_checkpoint(
+    path: str | Path,
+    *,
+    data_dir: str | None = None,
+    views: str = "single",
+    class_index: str | None = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    workers: int = 0,
+) -> dict:
+    """``reslearn eval``: a checkpoint's top-1/top-5 error with the paper's test protocol
+    for its data: CIFAR, the single original view of the test split; ImageNet, the val/
+    split with ``views`` single (256, centre 224), 10crop (Table 3) or multiscale
+    (Table 4, fully convolutional)."""
+    from ..data.device import TensorEvalSet
+    from ..speed import SpeedSettings, select_device
+    from .evaluate import evaluate
+    from .views import fully_convolutional_logits
+
+    dev = select_device(device)
+    model, normalizer, ckpt = load_for_inference(path, dev)
+    speed = SpeedSettings(channels_last=True)
+    recipe = ckpt.config["optim"].get("recipe", "cifar")
+    out = {"model": ckpt.model_name, "iteration": ckpt.iteration, "views": views}
+    if recipe != "imagenet":
+        if views != "single":
+            raise ValueError(
+                f"--views {views}: CIFAR nets are tested on the single original view (Section 4.2)"
+            )
+        data = checkpoint_data(ckpt, data_dir)
+        split = TensorEvalSet("test", data.test_x.to(dev), data.test_y.to(dev), batch_size or 1000)
+        res = evaluate(model, split, normalizer, speed=speed, device=dev)
+        return {**out, **res, "split": "test", "data": data.source}
+    split = imagenet_eval_split(ckpt, data_dir, views, class_index, batch_size or 50, workers, dev)
+    forward = fully_convolutional_logits if split.fully_convolutional else None
+    res = evaluate(model, split, normalizer, speed=speed, device=dev, forward=forward)
+    return {
+        **out,
+        **res,
+        "split": "val",
+        "data": f"imagefolder:{data_dir or ckpt.config['data']['data_dir']}",
+    }
+
+
+def imagenet_eval_split(ckpt: Checkpoint, data_dir, views, class_index, batch_size, workers, dev):
+    """The val/ split of ImageNet-layout data, labelled as the checkpoint's classes."""
+    import os
+
+    from ..data.imagenet import ImageFolderEvalSet, list_split, read_class_index
+
+    cfg = ckpt.config["data"]
+    root = Path(data_dir or cfg["data_dir"]).expanduser()
+    if not (root / "val").is_dir():
+        raise ValueError(f"no val/ split in {str(root)!r} (expected {root}/val/<wnid>/*.JPEG)")
+    index_file = class_index or cfg.get("class_index")
+    index = read_class_index(index_file) if index_file else None
+    items, classes = list_split(root / "val", index)
+    n = ckpt.model_options["num_classes"]
+    if len(classes) != n:
+        raise ValueError(f"{str(root / 'val')!r} has {len(classes)} classes, the model {n}")
+    if index is None and list(classes) != list(ckpt.classes):
+        raise ValueError(f"the val/ folders {list(classes)[:5]}... are not the checkpoint's classes")
+    size = cfg.get("image_size") or 224
+    return ImageFolderEvalSet("val", items, views, size, batch_size, workers or (os.cpu_count() or 1), dev)
