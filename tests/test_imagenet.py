@@ -205,16 +205,22 @@ def test_recipe_is_chosen_from_the_net_and_the_data(inet, tiny_data):
         "milestones",
         "device",
     )
-    s = resolve(TrainConfig(ModelConfig("resnet18"), DataConfig(str(inet)), OptimConfig(schedule="step")),
-                get_model_spec("resnet18"))  # fmt: skip
+    s = resolve(
+        TrainConfig(ModelConfig("resnet18"), DataConfig(str(inet)), OptimConfig(schedule="step")),
+        get_model_spec("resnet18"),
+    )
     assert (s.optim.epochs, s.optim.iterations) == (90, None)
     assert schedule_milestones("step", 900, (0.5,), 10, 30) == [300, 600]
     with pytest.raises(ValueError, match="streams"):
-        resolve(TrainConfig(ModelConfig("resnet18"), DataConfig(str(inet), loader="device")),
-                get_model_spec("resnet18"))  # fmt: skip
+        resolve(
+            TrainConfig(ModelConfig("resnet18"), DataConfig(str(inet), loader="device")),
+            get_model_spec("resnet18"),
+        )
     with pytest.raises(ValueError, match="image_size"):
-        resolve(TrainConfig(ModelConfig("resnet20"), DataConfig(str(tiny_data), image_size=64)),
-                get_model_spec("resnet20"))  # fmt: skip
+        resolve(
+            TrainConfig(ModelConfig("resnet20"), DataConfig(str(tiny_data), image_size=64)),
+            get_model_spec("resnet20"),
+        )
 
 
 def test_plateau_divides_lr_after_patience():
@@ -258,3 +264,56 @@ def test_imagenet_training_resumes_exactly_and_evaluates_with_every_view(inet, t
     # The single view of eval equals the run's own last validation.
     assert cli_main(["eval", str(full), "--json", "--device", "cpu"]) == 0
     assert json.loads(capsys.readouterr().out)["top1_err"] == pytest.approx(a[-1]["val_err"])
+
+
+def test_reproduce_imagenet_writes_figure_4(inet, tmp_path, capsys):
+    out = tmp_path / "fig4"
+    argv = [
+        "reproduce",
+        "imagenet",
+        "--out",
+        str(out),
+        "--models",
+        "plain18,resnet18",
+        "--data-dir",
+        str(inet),
+        "--iterations",
+        "2",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+    ]
+    assert cli_main(argv) == 0
+    report = (out / "report.md").read_text()
+    assert "Figure 4" in report and (out / "fig4_training_curves.png").stat().st_size > 1000
+    assert "| plain18 |" in report and "27.94" in report  # the paper's Table 2 beside ours
+    assert "training crop 32 px" in report
+    assert cli_main(["reproduce", "imagenet", "--out", str(tmp_path / "x"), "--models", "resnet20"]) == 2
+    assert "CIFAR net" in capsys.readouterr().err
+
+
+def test_figure_4_verdicts_from_synthetic_runs(tmp_path):
+    from reslearn.reproduce import collect_runs, summarize, verdicts
+
+    for model, tr in (("plain18", 30.0), ("plain34", 35.0), ("resnet18", 29.0), ("resnet34", 25.0)):
+        d = tmp_path / f"{model}-s1"
+        d.mkdir()
+        cfg = {
+            "model": {"name": model},
+            "run": {"seed": 1},
+            "optim": {"iterations": 10, "batch_size": 256},
+            "data": {"data_dir": "/data/inet", "image_size": 112},
+        }
+        (d / "config.json").write_text(json.dumps(cfg))
+        row = {"iteration": 10, "train_err": tr, "val_err": tr + 1, "lr": 0.1, "loss": 1.0}
+        (d / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+        (d / "final.json").write_text(json.dumps({"train_err": tr, "test_err": None, "val_err": tr + 1}))
+    runs = collect_runs(tmp_path)
+    v = verdicts(runs, summarize(runs))
+    assert v[0].startswith(
+        "deeper plain net has higher training error: yes (plain34 35.00% vs plain18 30.00%)"
+    )
+    assert v[1].startswith("deeper ResNet has lower training/test error: yes")

@@ -240,28 +240,62 @@ def _csv(text: str, kind=str) -> tuple:
 
 
 def _add_reproduce(sub) -> None:
-    from .reproduce.cifar import PAPER_MODELS
-
-    s = sub.add_parser("reproduce", help="train the paper's study and write its report")
-    s.add_argument("study", choices=["cifar"])
+    s = sub.add_parser("reproduce", help="train one of the paper's studies and write its report")
+    s.add_argument(
+        "study", choices=["cifar", "imagenet"], help="cifar: Figure 6 / Table 6; imagenet: Figure 4"
+    )
     s.add_argument("--out", required=True, help="directory for DIR/<model>-s<seed>/ and report.md")
-    s.add_argument("--models", default=",".join(PAPER_MODELS))
+    s.add_argument(
+        "--models",
+        default=None,
+        help="default: the study's (cifar: plain/resnet 20-110; imagenet: plain18,plain34,resnet18,resnet34)",
+    )
     s.add_argument("--seeds", default="1")
-    s.add_argument("--iterations", type=int, default=64_000, help="default: the paper's 64000")
+    s.add_argument("--iterations", type=int, default=None, help="default: the recipe's (64000; 60e4)")
     s.add_argument("--eval-every", type=int, default=0, help="iterations; 0 = one epoch")
-    s.add_argument("--data-dir", default="./data/cifar10")
+    s.add_argument("--data-dir", default=None, help="default ./data/cifar10 or ./data/imagenet")
+    s.add_argument("--image-size", type=int, default=None, help="imagenet: training crop (default 224)")
+    s.add_argument("--class-index", default=None, metavar="FILE", help="imagenet: index wnid name TSV")
+    s.add_argument("--batch-size", type=int, default=None, help="imagenet: default 256")
     s.add_argument("--device", default="auto")
     s.set_defaults(fn=_cmd_reproduce)
 
 
 def _cmd_reproduce(a: argparse.Namespace) -> int:
-    from .reproduce import reproduce_cifar
+    from .reproduce import FIGURE4_MODELS, PAPER_MODELS, reproduce_cifar, reproduce_imagenet
 
     try:
         seeds = _csv(a.seeds, int)
     except ValueError as e:
         raise ValueError(f"--seeds must be comma-separated integers, got {a.seeds!r}") from e
-    report = reproduce_cifar(a.out, _csv(a.models), seeds, a.iterations, a.data_dir, a.device, a.eval_every)
+    if a.study == "cifar":
+        bad = [f for f in ("image_size", "class_index", "batch_size") if getattr(a, f) is not None]
+        if bad:
+            raise ValueError(f"--{bad[0].replace('_', '-')} applies to the imagenet study")
+        models = _csv(a.models) if a.models else PAPER_MODELS
+        report = reproduce_cifar(
+            a.out,
+            models,
+            seeds,
+            a.iterations or 64_000,
+            a.data_dir or "./data/cifar10",
+            a.device,
+            a.eval_every,
+        )
+    else:
+        models = _csv(a.models) if a.models else FIGURE4_MODELS
+        report = reproduce_imagenet(
+            a.out,
+            models,
+            seeds,
+            a.iterations,
+            a.data_dir or "./data/imagenet",
+            a.device,
+            a.eval_every,
+            a.image_size,
+            a.class_index,
+            a.batch_size,
+        )
     print(f"report: {report}")
     return 0
 

@@ -1,9 +1,19 @@
-from .cifar import PAPER_MODELS, ensure_responses, reproduce_cifar
+from .cifar import (
+    FIGURE4_MODELS,
+    PAPER_MODELS,
+    ensure_responses,
+    reproduce_cifar,
+    reproduce_imagenet,
+    run_study,
+)
 from .report import collect_runs, summarize, verdicts, write_report
 from .responses import layer_responses, response_layers
 
 __all__ = [
+    "FIGURE4_MODELS",
     "PAPER_MODELS",
+    "reproduce_imagenet",
+    "run_study",
     "collect_runs",
     "ensure_responses",
     "layer_responses",
