@@ -87,12 +87,17 @@ class Trainer:
         return next(self._epoch_batches[1])
 
 
-def dali_unavailable() -> ValueError:
-    return ValueError(
-        "--loader dali needs NVIDIA DALI and CUDA: pip install 'reslearn[dali]' (or "
-        "pip install nvidia-dali-cuda120 --extra-index-url https://pypi.nvidia.com); "
-        "the default --loader stream works everywhere"
-    )
+def dali_loader_error() -> ValueError:
+    """--loader dali: the install command without DALI; with it, that the pipeline is not
+    written yet (it must run on a GPU to be tested; the default loader works everywhere)."""
+    try:
+        import nvidia.dali  # noqa: F401
+    except ImportError:
+        return ValueError(
+            "--loader dali needs NVIDIA DALI and CUDA: pip install 'reslearn[dali]' "
+            "(nvidia-dali-cuda130); the default --loader stream works everywhere"
+        )
+    return ValueError("--loader dali: the DALI pipeline is not implemented yet; use --loader stream")
 
 
 def make_train_data(cfg: TrainConfig, device: torch.device, dist: DistInfo) -> TrainData:
@@ -100,7 +105,7 @@ def make_train_data(cfg: TrainConfig, device: torch.device, dist: DistInfo) -> T
     d = cfg.data
     if cfg.optim.recipe == "imagenet":
         if d.loader == "dali":
-            raise dali_unavailable()
+            raise dali_loader_error()
         return ImageNetData(
             d.data_dir,
             batch_size=cfg.optim.batch_size,
