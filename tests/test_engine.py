@@ -284,7 +284,7 @@ def test_epochs_path(tiny_data, tmp_path):
 
 # ---------------------------------------------------------------- ranks
 def test_only_the_main_process_writes_files_and_runs_git(tiny_data, tmp_path, monkeypatch):
-    monkeypatch.setattr(engine, "current", lambda: DistInfo(rank=1, world_size=1))
+    monkeypatch.setattr(engine, "init_from_env", lambda device: DistInfo(rank=1, world_size=1))
 
     def no_git():
         raise AssertionError("git ran on a non-main process")

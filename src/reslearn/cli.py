@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _cmd_summary(a: argparse.Namespace) -> int:
@@ -104,6 +105,18 @@ def _add_train(sub) -> None:
         help="set any config field, e.g. --set optim.weight_decay=5e-4 (repeatable)",
     )
     s.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run exactly")
+    s.add_argument(
+        "--auto-resume",
+        action="store_true",
+        help="continue the run in --out if it holds one, else start it (for torchrun --max-restarts)",
+    )
+    s.add_argument(
+        "--nproc",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train with N processes on this machine: launches torchrun --standalone --nproc-per-node N",
+    )
     s.set_defaults(fn=_cmd_train, cfg_dests=_add_config_flags(s))
 
 
@@ -141,15 +154,68 @@ def config_from_args(a: argparse.Namespace):
     return apply_layers(TrainConfig(), train_layers(a)[0])
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for x in argv:
+        if skip:
+            skip = False
+        elif x == "--nproc":
+            skip = True
+        elif not x.startswith("--nproc="):
+            out.append(x)
+    return out
+
+
+def launch_torchrun(n: int, argv: list[str]) -> int:
+    """``reslearn train --nproc N ...``: ``torchrun --standalone --nproc-per-node N -m reslearn train ...``"""
+    import subprocess
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={n}",
+        "-m",
+        "reslearn",
+        *_without_nproc(argv),
+    ]
+    print("launching: " + " ".join(cmd[2:]), flush=True)
+    return subprocess.run(cmd).returncode
+
+
 def _cmd_train(a: argparse.Namespace) -> int:
+    import torch.distributed as tdist
+
+    from .distributed import launched_world_size
     from .train import train
 
+    if a.nproc is not None:
+        if a.nproc < 1:
+            raise ValueError(f"--nproc must be a positive integer, got {a.nproc}")
+        if a.nproc > 1 and launched_world_size() == 1:
+            return launch_torchrun(a.nproc, a.argv)
     layers, names = train_layers(a)
-    if a.resume:
-        run_dir = train(resume=a.resume, overrides=layers, flag_names=names)
-    else:
-        run_dir = train(overrides=layers, flag_names=names)
-    print(f"run directory: {run_dir}")
+    resume = a.resume
+    if a.auto_resume:
+        if resume:
+            raise ValueError("give --resume RUN_DIR or --auto-resume (with --out), not both")
+        out = layers[2].get("run.out") or layers[1].get("run.out") or layers[0].get("run.out")
+        if not out:
+            raise ValueError("--auto-resume needs --out RUN_DIR")
+        if (Path(out) / "last.pt").exists():
+            resume, layers = out, [{k: v for k, v in lay.items() if k != "run.out"} for lay in layers]
+    try:
+        if resume:
+            run_dir = train(resume=resume, overrides=layers, flag_names=names)
+        else:
+            run_dir = train(overrides=layers, flag_names=names)
+    finally:
+        main_process = not (tdist.is_available() and tdist.is_initialized()) or tdist.get_rank() == 0
+        if tdist.is_available() and tdist.is_initialized():
+            tdist.destroy_process_group()
+    if main_process:
+        print(f"run directory: {run_dir}")
     return 0
 
 
@@ -357,7 +423,9 @@ _EXTRA_COMMANDS: list = [_add_train, _add_eval, _add_bench, _add_reproduce, _add
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.fn(args)
     except ValueError as e:  # bad user input: one clear line, no traceback

@@ -1,16 +1,23 @@
 """Process-group awareness: which process this is and how to combine numbers across them.
 
 With one process (no ``torch.distributed`` process group) everything here is a no-op:
-rank 0 of 1, the main process, sums unchanged. The torchrun issue initialises the group;
-the engine already asks these questions everywhere it writes files or reports numbers.
+rank 0 of 1, the main process, sums unchanged. Under ``torchrun`` (``WORLD_SIZE`` > 1 in
+the environment) :func:`init_from_env` joins the group: NCCL on CUDA, gloo on CPU.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as tdist
+from torch import nn
+
+# Collectives that wait longer than this fail instead of hanging (a dead peer, a rank
+# stuck in I/O): the job then ends with that error. Seconds; RESLEARN_DIST_TIMEOUT.
+DEFAULT_TIMEOUT_S = 300
 
 
 @dataclass(frozen=True)
@@ -30,8 +37,16 @@ class DistInfo:
         return t
 
     def shard(self, items: torch.Tensor) -> torch.Tensor:
-        """This process's disjoint share of a global batch of indices (all of it alone)."""
+        """This process's disjoint share of a global batch (all of it alone): rank r takes
+        items r, r + W, r + 2W, ... so every share has the same size when W divides it."""
         return items if self.world_size == 1 else items[self.rank :: self.world_size]
+
+    def broadcast_buffers(self, model: nn.Module) -> None:
+        """Rank 0's BN running statistics to every process (before an evaluation, so each
+        process scores its share of the split with the model rank 0 saves)."""
+        if self.world_size > 1:
+            for b in model.buffers():
+                tdist.broadcast(b, 0)
 
 
 def current() -> DistInfo:
@@ -39,3 +54,97 @@ def current() -> DistInfo:
     if tdist.is_available() and tdist.is_initialized():
         return DistInfo(tdist.get_rank(), tdist.get_world_size())
     return DistInfo()
+
+
+def launched_world_size() -> int:
+    """WORLD_SIZE as torchrun sets it (1 outside torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def init_from_env(device: torch.device) -> DistInfo:
+    """Join torchrun's process group once (NCCL for CUDA, gloo for CPU); a no-op alone."""
+    if launched_world_size() <= 1 or tdist.is_initialized():
+        return current()
+    timeout = timedelta(seconds=float(os.environ.get("RESLEARN_DIST_TIMEOUT", DEFAULT_TIMEOUT_S)))
+    if device.type == "cuda":
+        torch.cuda.set_device(local_device(device))
+        tdist.init_process_group("nccl", timeout=timeout, device_id=local_device(device))
+    else:
+        tdist.init_process_group("gloo", timeout=timeout)
+    return current()
+
+
+def local_device(device: torch.device) -> torch.device:
+    """Under torchrun each process drives the GPU of its LOCAL_RANK."""
+    if device.type == "cuda" and launched_world_size() > 1:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over processes; its gradient is the sum of the processes' gradients."""
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
+        out = t.clone()
+        tdist.all_reduce(out, op=tdist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        g = grad.clone()
+        tdist.all_reduce(g, op=tdist.ReduceOp.SUM)
+        return g
+
+
+class SyncBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm whose training statistics are those of the global batch (all processes).
+
+    Hand-written for CPU (gloo): ``torch.nn.SyncBatchNorm`` refuses CPU tensors. Two
+    differentiable all-reduces (the sums, then the squared deviations, for the same
+    precision as one-process BN); the backward pass all-reduces their gradients, so with
+    DDP the update equals the one-process update on the whole batch.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and tdist.is_available() and tdist.is_initialized()):
+            return super().forward(x)
+        all_reduce = _AllReduceSum.apply
+        c = x.shape[1]
+        count = torch.tensor([x.numel() / c], dtype=x.dtype, device=x.device)
+        s = all_reduce(torch.cat([x.sum((0, 2, 3)), count]))
+        n = s[c]
+        mean = s[:c] / n
+        d = x - mean[None, :, None, None]
+        var = all_reduce((d * d).sum((0, 2, 3))) / n
+        if self.track_running_stats:
+            with torch.no_grad():
+                m = self.momentum if self.momentum is not None else 0.1
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(var.detach() * n / (n - 1), alpha=m)
+                self.num_batches_tracked += 1
+        y = d * torch.rsqrt(var + self.eps)[None, :, None, None]
+        if self.affine:
+            y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        return y
+
+
+def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    """--sync-bn: BN over the global batch. torch's SyncBatchNorm on CUDA, ours on CPU."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    for name, child in model.named_children():
+        if type(child) is nn.BatchNorm2d:
+            new = SyncBatchNorm2d(
+                child.num_features,
+                child.eps,
+                child.momentum,
+                child.affine,
+                child.track_running_stats,
+                device=device,
+            )
+            new.load_state_dict(child.state_dict())
+            setattr(model, name, new)
+        else:
+            convert_sync_batchnorm(child, device)
+    return model

@@ -130,8 +130,14 @@ def pca_lighting(x: torch.Tensor, std: float = 0.1, generator: torch.Generator |
     "the standard color augmentation in [21]"). (N, 3, H, W) float -> same."""
     if std == 0:
         return x
-    vec = torch.tensor(IMAGENET_EIGVEC, device=x.device, dtype=x.dtype)  # (3 rgb, 3 comp)
-    val = torch.tensor(IMAGENET_EIGVAL, device=x.device, dtype=x.dtype)
-    alpha = torch.randn(len(x), 3, generator=generator, device=x.device, dtype=x.dtype) * std
-    offset = (alpha * val) @ vec.T  # (N, 3): one RGB offset per image
-    return x + offset[:, :, None, None]
+    return x + lighting_offsets(len(x), std, generator, x.device, x.dtype)[:, :, None, None]
+
+
+def lighting_offsets(
+    n: int, std: float, generator: torch.Generator | None, device, dtype=torch.float32
+) -> torch.Tensor:
+    """(n, 3) RGB offsets of :func:`pca_lighting`, one per image."""
+    vec = torch.tensor(IMAGENET_EIGVEC, device=device, dtype=dtype)  # (3 rgb, 3 comp)
+    val = torch.tensor(IMAGENET_EIGVAL, device=device, dtype=dtype)
+    alpha = torch.randn(n, 3, generator=generator, device=device, dtype=dtype) * std
+    return (alpha * val) @ vec.T

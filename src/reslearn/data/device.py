@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ..distributed import DistInfo
-from .augment import Normalizer, fit_normalizer, random_crop_flip
+from .augment import Normalizer, crop_flip, fit_normalizer, random_crop_flip_params
 from .base import Batch, SeededAugmentation, epoch_permutation, holdout_split
 from .cifar import CifarArrays
 
@@ -91,12 +91,22 @@ class DeviceData(SeededAugmentation):
         perm, bs = self.epoch_indices(epoch), self.batch_size
         for pos in range(start, self.steps_per_epoch()):
             idx = self.dist.shard(perm[pos * bs : (pos + 1) * bs])
-            yield self.preprocess_train(self.train_x[idx]), self.train_y[idx]
+            yield self.preprocess_train(self.train_x[idx], bs), self.train_y[idx]
 
-    def preprocess_train(self, xb: torch.Tensor) -> torch.Tensor:
-        """(B, 3, 32, 32) uint8 -> augmented, normalised float."""
+    def preprocess_train(self, xb: torch.Tensor, global_batch: int) -> torch.Tensor:
+        """(B, 3, 32, 32) uint8, this process's share of a global batch -> augmented,
+        normalised float."""
         if self.augment:
-            # Paper 4.2: pad 4, random 32x32 crop, random flip. Padding is with zero
-            # (black) pixels, before the mean image is subtracted, as on raw images.
-            xb = random_crop_flip(xb, pad=4, generator=self.generator)
+            xb = global_crop_flip(xb, global_batch, self.generator, self.dist)
         return self.normalizer(xb)
+
+
+def global_crop_flip(
+    xb: torch.Tensor, global_batch: int, generator: torch.Generator, dist: DistInfo
+) -> torch.Tensor:
+    """Paper 4.2: pad 4, random 32x32 crop, random flip. Padding is with zero (black)
+    pixels, before the mean image is subtracted, as on raw images. The random offsets are
+    drawn for the whole global batch and each process takes its share, so any number of
+    processes sees the augmentation one process would."""
+    params = random_crop_flip_params(global_batch, 4, generator, xb.device)
+    return crop_flip(xb, *(dist.shard(p) for p in params), pad=4)

@@ -29,7 +29,7 @@ from .augment import (
     TORCHVISION_MEAN,
     TORCHVISION_STD,
     Normalizer,
-    pca_lighting,
+    lighting_offsets,
     resize_shorter,
     scale_crop_flip,
 )
@@ -355,7 +355,9 @@ class ImageNetData(SeededAugmentation):
                 continue
             x = x.to(self.device, non_blocking=True).float() / 255.0
             if self.augment and self.lighting:
-                x = pca_lighting(x, self.lighting, self.generator)
+                # Drawn for the global batch, each process takes its share (as the crops).
+                off = self.dist.shard(lighting_offsets(bs, self.lighting, self.generator, self.device))
+                x = x + off[: len(x), :, None, None]
             yield self.normalizer.normalize01(x), y.to(self.device, non_blocking=True)
 
     def eval_split(self, view: str, batch_size: int = 250) -> ImageFolderEvalSet:

@@ -19,9 +19,10 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from ..distributed import DistInfo
-from .augment import Normalizer, fit_normalizer, random_crop_flip
+from .augment import Normalizer, fit_normalizer
 from .base import Batch, SeededAugmentation, epoch_permutation, holdout_split
 from .cifar import IMAGE_EXTS, DataError
+from .device import global_crop_flip
 
 EVAL_SPLITS = ("test", "val")  # CIFAR trees name it test/, ImageNet trees val/
 
@@ -185,5 +186,5 @@ class StreamData(SeededAugmentation):
         for xb, yb in _loader(_Files(self.items), plan, self.workers, self.device):
             xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
             if self.augment:
-                xb = random_crop_flip(xb, pad=4, generator=self.generator)  # as DeviceData
+                xb = global_crop_flip(xb, bs, self.generator, self.dist)  # as DeviceData
             yield self.normalizer(xb), yb

@@ -191,6 +191,8 @@ class RunConfig(_Section):
     """auto: the device's fast default; bf16: bfloat16 autocast; off: fp32."""
     compile: bool = False
     """torch.compile the model (inductor)."""
+    sync_bn: bool = False
+    """Several processes: BN statistics over the global batch; default per device, as the paper's GPUs."""
     progress: str = choices("auto", ("auto", "bar", "log", "none"))
     """auto: a bar on a terminal, log lines otherwise; bar; log; none."""
     tensorboard: bool = True

@@ -30,7 +30,7 @@ from ..data.base import TrainData
 from ..data.device import DeviceData
 from ..data.imagenet import ImageNetData
 from ..data.stream import StreamData
-from ..distributed import DistInfo, current
+from ..distributed import DistInfo, convert_sync_batchnorm, init_from_env, local_device
 from ..evaluate import evaluate
 from ..io import atomic_write_text
 from ..models import ModelSpec, create_model, get_model_spec
@@ -100,6 +100,18 @@ def dali_loader_error() -> ValueError:
     return ValueError("--loader dali: the DALI pipeline is not implemented yet; use --loader stream")
 
 
+def distribute(model: nn.Module, speed: SpeedSettings, device: torch.device, dist: DistInfo) -> nn.Module:
+    """With several processes: the model in DistributedDataParallel (gradients averaged
+    over processes in the backward pass). Memory format first: DDP's buckets must see
+    the parameters as they will stay."""
+    if dist.world_size == 1:
+        return model
+    if speed.channels_last:
+        model.to(memory_format=torch.channels_last)
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
 def make_train_data(cfg: TrainConfig, device: torch.device, dist: DistInfo) -> TrainData:
     """The TrainData implementation the (resolved) config asks for."""
     d = cfg.data
@@ -163,12 +175,20 @@ def seed_everything(seed: int) -> None:
 def build(cfg: TrainConfig, run_dir: Path, ckpt: Checkpoint | None = None) -> Trainer:
     """Everything a run needs, from its config (and checkpoint when resuming). Writes nothing."""
     spec = get_model_spec(cfg.model.name)
-    dist = current()
     device = select_device(cfg.run.device)
+    dist = init_from_env(device)  # under torchrun: join the process group
+    device = local_device(device)
+    if cfg.optim.batch_size % dist.world_size:
+        raise ValueError(
+            f"the global batch {cfg.optim.batch_size} does not split over {dist.world_size} processes: "
+            f"choose a multiple of {dist.world_size}"
+        )
     speed = SpeedSettings.from_run(cfg.run, device)
     seed_everything(cfg.run.seed)
     data = make_train_data(cfg, device, dist)  # before any file is written: bad data leaves nothing
     model = create_model(spec.name, **model_options(cfg, len(data.classes))).to(device)
+    if cfg.run.sync_bn and dist.world_size > 1:
+        model = convert_sync_batchnorm(model, device)
     optimizer = make_optimizer(model, cfg.optim, device)
     ipe = data.steps_per_epoch()
     total = cfg.optim.iterations if cfg.optim.epochs is None else cfg.optim.epochs * ipe
@@ -176,10 +196,11 @@ def build(cfg: TrainConfig, run_dir: Path, ckpt: Checkpoint | None = None) -> Tr
     state = TrainState(warming_up=warmup_enabled(cfg, spec))
     o = cfg.optim
     if ckpt is not None:
-        unwrap(model).load_state_dict(ckpt.model)
+        model.load_state_dict(ckpt.model)
         optimizer.load_state_dict(ckpt.optimizer)
         data.normalizer.load_state_dict(ckpt.preprocessing)
         data.load_state_dict(state.load_state_dict(ckpt.train_state))
+    model = distribute(model, speed, device, dist)
     return Trainer(
         cfg=cfg,
         spec=spec,
@@ -294,7 +315,9 @@ def report(tr: Trainer) -> dict:
 
 
 def top1_err(tr: Trainer, split) -> float:
-    res = evaluate(tr.model, split, tr.data.normalizer, speed=tr.speed.for_evaluation(), dist=tr.dist)
+    model = unwrap(tr.model)
+    tr.dist.broadcast_buffers(model)  # every process scores with the model rank 0 saves
+    res = evaluate(model, split, tr.data.normalizer, speed=tr.speed.for_evaluation(), dist=tr.dist)
     return res["top1_err"]
 
 

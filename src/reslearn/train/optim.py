@@ -57,8 +57,8 @@ class TrainStep:
         self.raw = model
         self.speed = speed
         self.device = device
-        if speed.channels_last:
-            model.to(memory_format=torch.channels_last)
+        if speed.channels_last and not isinstance(model, nn.parallel.DistributedDataParallel):
+            model.to(memory_format=torch.channels_last)  # (a DDP model is converted before wrapping)
         if speed.compile:
             # On CUDA, "reduce-overhead" replays CUDA graphs: a ResNet-56 step is hundreds of
             # small kernels, so launch overhead, not arithmetic, bounds it at batch 128.
