@@ -106,6 +106,9 @@ def _add_train(sub) -> None:
     )
     s.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run exactly")
     s.add_argument(
+        "--overwrite", action="store_true", help="replace the run in --out (its checkpoints and metrics)"
+    )
+    s.add_argument(
         "--auto-resume",
         action="store_true",
         help="continue the run in --out if it holds one, else start it (for torchrun --max-restarts)",
@@ -207,9 +210,11 @@ def _cmd_train(a: argparse.Namespace) -> int:
             resume, layers = out, [{k: v for k, v in lay.items() if k != "run.out"} for lay in layers]
     try:
         if resume:
+            if a.overwrite:
+                raise ValueError("--overwrite starts a new run; it does not go with --resume")
             run_dir = train(resume=resume, overrides=layers, flag_names=names)
         else:
-            run_dir = train(overrides=layers, flag_names=names)
+            run_dir = train(overrides=layers, flag_names=names, overwrite=a.overwrite)
     finally:
         main_process = not (tdist.is_available() and tdist.is_initialized()) or tdist.get_rank() == 0
         if tdist.is_available() and tdist.is_initialized():
@@ -426,11 +431,19 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
+    from .train.faults import Interrupted, RunError
+
     try:
         return args.fn(args)
     except ValueError as e:  # bad user input: one clear line, no traceback
         print(f"reslearn {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        print(f"reslearn {args.command}: {e}", file=sys.stderr)
+        return e.exit_code
+    except RunError as e:  # the run could not go on; the message says what was kept
+        print(f"reslearn {args.command}: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

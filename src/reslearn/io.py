@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -30,8 +31,11 @@ def atomic_write(path: Path, write) -> None:
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    """torch.save through :func:`atomic_write`."""
-    atomic_write(Path(path), lambda f: torch.save(obj, f))
+    """torch.save through :func:`atomic_write`. Serialised in memory first: a full disk
+    then fails as a plain OSError (ENOSPC) of the write, not inside torch's zip writer."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write(Path(path), lambda f: f.write(buf.getbuffer()))
 
 
 def atomic_write_text(path: Path, text: str) -> None:

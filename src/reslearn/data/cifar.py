@@ -143,12 +143,18 @@ def _read_pickle_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with open(path, "rb") as f:
             entry = pickle.load(f, encoding="latin1")
-        data = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        raw = np.asarray(entry["data"], dtype=np.uint8)
+        if raw.ndim != 2 or raw.shape[1] != 3 * 32 * 32:
+            raise ValueError(f"'data' has shape {raw.shape}, expected (N, 3072)")
+        data = raw.reshape(-1, 3, 32, 32)
         labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
     except Exception as e:  # truncated file, wrong format, missing keys
         raise DataError(f"{str(path)!r} is not a readable CIFAR-10 batch: {e}") from e
     if len(data) != len(labels):
         raise DataError(f"{str(path)!r}: {len(data)} images but {len(labels)} labels")
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(CIFAR10_CLASSES)):
+        bad = labels[(labels < 0) | (labels >= len(CIFAR10_CLASSES))][0]
+        raise DataError(f"{str(path)!r}: label {int(bad)} is outside 0..{len(CIFAR10_CLASSES) - 1}")
     return data, labels
 
 
@@ -174,16 +180,25 @@ def read_pickle(d: Path) -> CifarArrays:
 def _list_split(root: Path, classes: list[str]) -> list[tuple[Path, int]]:
     items = []
     for label, c in enumerate(classes):
-        for p in sorted((root / c).iterdir()):
-            if p.suffix.lower() in IMAGE_EXTS:
-                items.append((p, label))
+        files = [p for p in sorted((root / c).iterdir()) if p.suffix.lower() in IMAGE_EXTS]
+        if not files:
+            raise DataError(f"class folder {str(root / c)!r} holds no images")
+        items += [(p, label) for p in files]
     return items
 
 
 def _decode(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        a = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    try:
+        with Image.open(path) as im:
+            a = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except Exception as e:  # truncated, not an image, unreadable
+        raise DataError(f"cannot read image {str(path)!r}: {e}") from e
     return a.transpose(2, 0, 1)  # (3, H, W)
+
+
+def odd_size(arrays, items, path) -> str:
+    a = next(a for (p, _), a in zip(items, arrays) if p == path)
+    return f"{a.shape[2]}x{a.shape[1]}"
 
 
 def read_imagefolder(root: Path, workers: int | None = None) -> CifarArrays:
@@ -203,7 +218,12 @@ def read_imagefolder(root: Path, workers: int | None = None) -> CifarArrays:
             arrays = list(pool.map(_decode, [p for p, _ in items], chunksize=256))
             shapes = {a.shape for a in arrays}
             if len(shapes) != 1:
-                raise DataError(f"{split} images differ in size: {sorted(shapes)[:4]}")
+                first = arrays[0].shape
+                odd = next(p for (p, _), a in zip(items, arrays) if a.shape != first)
+                raise DataError(
+                    f"{split} images differ in size (a CIFAR tree holds one size): {str(odd)!r} is "
+                    f"{odd_size(arrays, items, odd)}, {str(items[0][0])!r} is {first[2]}x{first[1]}"
+                )
             out.append(torch.from_numpy(np.stack(arrays)))
             out.append(torch.tensor([y for _, y in items], dtype=torch.int64))
     return CifarArrays(*out, tuple(classes), f"imagefolder:{root}", "imagefolder")

@@ -8,6 +8,8 @@ the engine split) is converted on load.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import pickle
 import subprocess
 from dataclasses import asdict, dataclass, field, fields
@@ -89,32 +91,81 @@ class Checkpoint:
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {"format": CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION, **d}
+        return {"format": CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION, **d}  # + "digest" on save
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "checkpoint") -> Checkpoint:
-        names = [f.name for f in fields(cls)]
+        names = [f.name for f in fields(cls)]  # format, format_version and digest are the file's
         missing = [n for n in names[:6] if n not in d]
         if missing:
             raise CheckpointError(f"{where} lacks {missing}: not a complete reslearn checkpoint")
         return cls(**{n: d[n] for n in names if n in d})
 
 
-def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
-    """Write atomically (temporary file, fsync, rename): a kill never leaves half a file."""
-    atomic_torch_save(ckpt.to_dict(), Path(path))
+def digest(d: Any, h=None) -> str:
+    """SHA-256 over a checkpoint's content (tensor bytes, shapes, dtypes, plain values, in
+    key order): a flipped bit anywhere in what was saved changes it."""
+    h = h or hashlib.sha256()
+    if isinstance(d, dict):
+        for k in sorted(d, key=str):
+            if k != "digest":
+                h.update(f"<{k}>".encode())
+                digest(d[k], h)
+    elif isinstance(d, (list, tuple)):
+        h.update(f"[{len(d)}".encode())
+        for v in d:
+            digest(v, h)
+    elif isinstance(d, torch.Tensor):
+        t = d.detach().cpu().contiguous()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    else:
+        h.update(repr(d).encode())
+    return h.hexdigest()
+
+
+def save_checkpoint(path: str | Path, ckpt: Checkpoint, keep_previous: bool = True) -> None:
+    """Write atomically (temporary file, fsync, rename): a kill never leaves half a file.
+    The file carries a digest of its content; the checkpoint it replaces stays as
+    ``prev.pt`` beside it, so a damaged last.pt still leaves a good one."""
+    path = Path(path)
+    d = ckpt.to_dict()
+    d["digest"] = digest(d)
+    if keep_previous and path.is_file():
+        prev = path.with_name("prev.pt")
+        tmp = path.with_name(f".{prev.name}.link")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(path, tmp)  # last.pt stays in place: at every moment one of them is whole
+        except OSError:
+            import shutil
+
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, prev)
+    atomic_torch_save(d, path)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint file, or a run directory holding last.pt."""
     p = Path(path).expanduser()
     if p.is_dir():
+        if not (p / "last.pt").is_file() and (p / "prev.pt").is_file():
+            raise CheckpointError(
+                f"{str(p)!r} has no last.pt but a previous checkpoint: use --resume {p / 'prev.pt'}"
+            )
         p = p / "last.pt"
     if not p.is_file():
         raise CheckpointError(
             f"no checkpoint at {str(path)!r} (expected a .pt file or a run dir with last.pt)"
         )
     return p
+
+
+def _offer_previous(p: Path) -> str:
+    prev = p.with_name("prev.pt")
+    if p.name != "prev.pt" and prev.is_file():
+        return f"; the previous checkpoint {str(prev)!r} may be intact: use it with --resume {prev}"
+    return ""
 
 
 def _legacy_globals() -> list:
@@ -150,7 +201,7 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
                 ) from None
         except Exception as e:  # truncated, corrupted, not a torch file
             raise CheckpointError(
-                f"{str(p)!r} is not a readable checkpoint (truncated or corrupted?): {e}"
+                f"{str(p)!r} is not a readable checkpoint (truncated or corrupted?): {e}{_offer_previous(p)}"
             ) from e
     if not isinstance(raw, dict):
         raise CheckpointError(f"{str(p)!r} is not a reslearn checkpoint")
@@ -163,6 +214,10 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
         raise CheckpointError(
             f"{str(p)!r} has checkpoint format version {version!r}; this reslearn reads "
             f"{FORMAT_VERSION} (and converts format 1): upgrade reslearn to read it"
+        )
+    if "digest" in raw and digest(raw) != raw["digest"]:
+        raise CheckpointError(
+            f"{str(p)!r} is corrupted: its content does not match its digest{_offer_previous(p)}"
         )
     return Checkpoint.from_dict(raw, repr(str(p)))
 

@@ -191,6 +191,8 @@ class RunConfig(_Section):
     """auto: the device's fast default; bf16: bfloat16 autocast; off: fp32."""
     compile: bool = False
     """torch.compile the model (inductor)."""
+    nan_policy: str = choices("stop", ("stop", "skip-batch"))
+    """A non-finite loss: stop (keep the last good checkpoint) or skip-batch (no update; counted)."""
     sync_bn: bool = False
     """Several processes: BN statistics over the global batch; default per device, as the paper's GPUs."""
     progress: str = choices("auto", ("auto", "bar", "log", "none"))
@@ -419,6 +421,7 @@ RESUME_SAFE = {
     "data.data_dir",
     "data.workers",
     "data.skip_bad_images",
+    "run.nan_policy",
     "optim.iterations",
 }
 

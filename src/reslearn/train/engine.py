@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,7 @@ from ..models import ModelSpec, create_model, get_model_spec
 from ..speed import SpeedSettings, select_device
 from .checkpoint import Checkpoint, git_commit, load_checkpoint, save_checkpoint, unwrap
 from .config import TrainConfig, apply_layers, resume_config
+from .faults import Interrupted, RunError, StopSignals
 from .logging import MetricsLog, Progress, format_row, read_metrics
 from .optim import TrainStep, make_optimizer
 from .recipes import resolve
@@ -71,6 +74,8 @@ class Trainer:
     log: MetricsLog | None = None  # main process only
     t_start: float = field(default_factory=time.perf_counter)
     lr: float = 0.0  # of the last step
+    last_saved: int | None = None  # iteration of the last checkpoint written (or resumed from)
+    signals: StopSignals = field(default_factory=lambda: StopSignals(enabled=False))
     _epoch_batches: tuple[int, Any] | None = None  # (epoch, iterator) being consumed
 
     @property
@@ -211,7 +216,8 @@ def build(cfg: TrainConfig, run_dir: Path, ckpt: Checkpoint | None = None) -> Tr
         data=data,
         model=model,
         optimizer=optimizer,
-        step=TrainStep(model, optimizer, speed, device),
+        step=TrainStep(model, optimizer, speed, device, cfg.run.nan_policy == "skip-batch", dist),
+        last_saved=ckpt.iteration if ckpt is not None else None,
         state=state,
         total=total,
         milestones=schedule_milestones(o.schedule, total, o.milestones, ipe, o.step_epochs),
@@ -232,7 +238,10 @@ def run_interval(tr: Trainer, until: int) -> None:
     err_sum = torch.zeros((), device=dev, dtype=torch.long)
     warm_err = torch.tensor(st.warm_window["err"], device=dev, dtype=torch.long)
     n_local, t0, start = 0, time.perf_counter(), st.iteration
-    while st.iteration < until:
+    # The first iteration with a non-finite loss (policy "stop"), counted on the device.
+    never = torch.tensor(2**62, device=dev)
+    first_bad, it_dev = never.clone(), torch.tensor(st.iteration, device=dev)
+    while st.iteration < until and tr.signals.received is None:
         x, y = tr.next_batch()
         tr.lr = current_lr(
             st.iteration,
@@ -245,15 +254,22 @@ def run_interval(tr: Trainer, until: int) -> None:
         for g in tr.optimizer.param_groups:
             g["lr"] = tr.lr
         loss, errs = tr.step(x, y)
+        st.iteration += 1
+        if tr.step.last_skipped:  # --nan-policy skip-batch: no update, not counted
+            st.meters.skipped += 1
+            continue
+        it_dev += 1
+        first_bad = torch.minimum(first_bad, torch.where(torch.isfinite(loss), never, it_dev))
         loss_sum += loss
         err_sum += errs
         n_local += len(y)
-        st.iteration += 1
         if st.warming_up:
             warm_err += errs
             st.warm_window["n"] += len(y)
             if st.warm_window["n"] >= tr.cfg.optim.warmup_check_every * len(y):
                 end_warmup_window(tr, warm_err)
+    if int(first_bad.item()) != int(never):
+        raise non_finite(tr, int(first_bad.item()))
     st.warm_window["err"] = int(warm_err.item())
     n = torch.tensor(float(n_local), dtype=torch.float64, device=dev)
     loss, err, n = tr.dist.all_reduce_sum(torch.stack([loss_sum, err_sum.double(), n])).tolist()
@@ -300,6 +316,8 @@ def report(tr: Trainer) -> dict:
     row["wall_s"] = tr.wall_s()
     if tr.cfg.data.skip_bad_images:
         row["skipped_images"] = getattr(tr.data, "skipped", 0)
+    if tr.cfg.run.nan_policy == "skip-batch":
+        row["skipped_batches"] = st.meters.skipped
     o = tr.cfg.optim
     if o.schedule == "plateau":
         held_out = row["val_err"] if "val_err" in row else row["test_err"]
@@ -345,8 +363,41 @@ def make_checkpoint(tr: Trainer) -> Checkpoint:
 
 
 def save(tr: Trainer) -> None:
+    """RUN_DIR/last.pt (the one it replaces kept as prev.pt). A failed write stops the run."""
     if tr.dist.is_main:
-        save_checkpoint(tr.run_dir / "last.pt", make_checkpoint(tr))
+        path = tr.run_dir / "last.pt"
+        try:
+            save_checkpoint(path, make_checkpoint(tr))
+        except OSError as e:
+            kept = (
+                f"the previous checkpoint {path} (iteration {tr.last_saved}) is intact"
+                if tr.last_saved
+                else ("no checkpoint was written yet")
+            )
+            raise RunError(
+                f"could not write the checkpoint {path}: {e.strerror or e}; {kept}. Training stopped: "
+                f"free space or fix the permissions of {tr.run_dir}, then continue with --resume {tr.run_dir}"
+            ) from e
+    tr.last_saved = tr.state.iteration
+
+
+def non_finite(tr: Trainer, iteration: int) -> RunError:
+    """``iteration``: 1-based, the first step whose loss was NaN or inf."""
+    o, st = tr.cfg.optim, tr.state
+    lr = current_lr(
+        iteration - 1,
+        base_lr=o.lr,
+        milestones=tr.milestones,
+        plateau_drops=st.plateau.drops,
+        warming_up=st.warming_up,
+        warmup_lr=o.warmup_lr,
+    )
+    where = f"{tr.run_dir / 'last.pt'} (iteration {tr.last_saved})" if tr.last_saved else "none yet"
+    return RunError(
+        f"the training loss became non-finite (NaN or inf) at iteration {iteration}, lr {lr:g}; nothing "
+        f"after it was saved. The last good checkpoint: {where}. Lower --lr, or skip such batches with "
+        f"--nan-policy skip-batch"
+    )
 
 
 def finish(tr: Trainer) -> None:
@@ -380,6 +431,13 @@ def next_boundary(tr: Trainer, stop_at: int) -> int:
 def loop(tr: Trainer, stop_at: int) -> None:
     while tr.state.iteration < stop_at:
         run_interval(tr, next_boundary(tr, stop_at))
+        if tr.signals.received is not None:
+            save(tr)  # the current iteration, between evaluations if need be
+            raise Interrupted(
+                tr.signals.received,
+                f"stopped by {signal.Signals(tr.signals.received).name} at iteration {tr.state.iteration}; "
+                f"checkpoint written: continue with reslearn train --resume {tr.run_dir}",
+            )
         it = tr.state.iteration
         if it % tr.eval_every == 0 or it == tr.total:
             report(tr)
@@ -392,8 +450,9 @@ def default_run_dir(cfg: TrainConfig) -> Path:
     return Path("runs") / f"{cfg.model.name}-s{cfg.run.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def start_run(cfg: TrainConfig) -> tuple[TrainConfig, Path]:
-    """A new run: validate the model, choose the run directory, refuse one holding a run."""
+def start_run(cfg: TrainConfig, overwrite: bool = False) -> tuple[TrainConfig, Path]:
+    """A new run: validate the model, choose the run directory, refuse one holding a run
+    (unless ``overwrite``: then its files go, once the new run is built)."""
     spec = get_model_spec(cfg.model.name)
     cfg = resolve(cfg, spec)
     if not spec.residual and cfg.model.shortcut is not None:
@@ -401,10 +460,10 @@ def start_run(cfg: TrainConfig) -> tuple[TrainConfig, Path]:
             f"{spec.name} is a plain net and has no shortcuts; got shortcut={cfg.model.shortcut!r}"
         )
     run_dir = Path(cfg.run.out) if cfg.run.out else default_run_dir(cfg)
-    if (run_dir / "last.pt").exists():
+    if not overwrite and any((run_dir / f).exists() for f in ("last.pt", "prev.pt", "final.json")):
         raise ValueError(
-            f"{str(run_dir)!r} already holds a run (last.pt); continue it with "
-            f"--resume {run_dir} or choose another --out (nothing is overwritten)"
+            f"{str(run_dir)!r} already holds a run; continue it with --resume {run_dir}, "
+            f"replace it with --overwrite, or choose another --out (nothing is overwritten)"
         )
     return cfg.replace({"run.out": str(run_dir)}), run_dir
 
@@ -426,6 +485,7 @@ def train(
     stop_after: int | None = None,
     overrides: dict[str, Any] | list[dict[str, Any]] | None = None,
     flag_names: dict[str, str] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Train with ``cfg`` into its run directory, or continue the run at ``resume``.
 
@@ -441,18 +501,24 @@ def train(
             raise ValueError("give a config or a run to resume, not both")
         cfg, run_dir, ckpt = resume_run(resume, layers, flag_names)
     else:
-        cfg, run_dir = start_run(apply_layers(cfg or TrainConfig(), layers))
+        cfg, run_dir = start_run(apply_layers(cfg or TrainConfig(), layers), overwrite)
         ckpt = None
     tr = build(cfg, run_dir, ckpt)
     it = tr.state.iteration
     tr.progress.log(header(tr) + (f", resumed at iteration {it}" if ckpt is not None else ""))
     tr.progress.log("config: " + json.dumps(cfg.to_dict()))
     if tr.dist.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
-        tr.log = MetricsLog(run_dir, it if ckpt is not None else None, cfg.run.tensorboard)
+        if overwrite:
+            remove_run(run_dir)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+            tr.log = MetricsLog(run_dir, it if ckpt is not None else None, cfg.run.tensorboard)
+        except OSError as e:
+            raise RunError(f"cannot write into the run directory {run_dir}: {e.strerror or e}") from e
     try:
-        loop(tr, tr.total if stop_after is None else min(tr.total, stop_after))
+        with StopSignals() as tr.signals:
+            loop(tr, tr.total if stop_after is None else min(tr.total, stop_after))
     finally:
         tr.progress.close()
         if tr.log is not None:
@@ -460,6 +526,16 @@ def train(
     if tr.state.iteration == tr.total:
         finish(tr)
     return run_dir
+
+
+RUN_FILES = ("last.pt", "prev.pt", "metrics.jsonl", "final.json", "config.json", "responses.json")
+
+
+def remove_run(run_dir: Path) -> None:
+    """--overwrite: the files of the run in ``run_dir`` (nothing else there)."""
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "tb", ignore_errors=True)
 
 
 def header(tr: Trainer) -> str:

@@ -33,8 +33,17 @@ class MetricsLog:
                 self.tb = None
 
     def write(self, row: dict) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+        except OSError as e:
+            from .faults import RunError
+
+            raise RunError(
+                f"could not write metrics to {self.path}: {e.strerror or e}. Training stopped; the last "
+                f"checkpoint is intact: free space or fix the permissions, then continue with --resume"
+            ) from e
         if self.tb is not None:
             for k, v in row.items():
                 if isinstance(v, (int, float)) and k != "iteration":

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..distributed import DistInfo
 from ..speed import SpeedSettings
 
 
@@ -53,7 +54,11 @@ class TrainStep:
         optimizer: torch.optim.Optimizer,
         speed: SpeedSettings,
         device: torch.device,
+        skip_non_finite: bool = False,
+        dist: DistInfo = DistInfo(),
     ) -> None:
+        self.skip_non_finite, self.dist = skip_non_finite, dist
+        self.last_skipped = False
         self.raw = model
         self.speed = speed
         self.device = device
@@ -73,6 +78,13 @@ class TrainStep:
         with self.speed.autocast(self.device):
             logits = self.model(x)
             loss = F.cross_entropy(logits, y)
+        if self.skip_non_finite:
+            # --nan-policy skip-batch: no backward, no update for a non-finite loss (a host
+            # sync per step; every process skips together, or DDP would wait forever).
+            bad = self.dist.all_reduce_sum((~torch.isfinite(loss.detach())).float().reshape(1))
+            self.last_skipped = bool(bad.item())
+            if self.last_skipped:
+                return loss.detach(), (logits.argmax(1) != y).sum()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -21,6 +21,7 @@ class Meters:
     n: int = 0  # training samples seen
     steps: int = 0
     train_time: float = 0.0  # seconds spent in training steps (evaluations excluded)
+    skipped: int = 0  # batches skipped for a non-finite loss (--nan-policy skip-batch)
 
     def add(self, loss: float, err: int, n: int, steps: int, seconds: float) -> None:
         self.loss += loss
