@@ -1,0 +1,50 @@
+"""Faults done for real (issue 11): truncated, bit-flipped and code-running checkpoints."""
+
+import os
+
+import pytest
+import torch
+
+from reslearn.cli import main as cli_main
+from reslearn.train import train
+from reslearn.train.checkpoint import CheckpointError, load_checkpoint
+
+from .fault_helpers import small_cfg
+
+
+def test_truncated_and_bit_flipped_checkpoints_are_refused_with_their_path(tiny_data, tmp_path):
+    run = train(small_cfg(tiny_data, tmp_path / "r", iterations=12))
+    good = (run / "last.pt").read_bytes()
+    assert load_checkpoint(run / "prev.pt").iteration == 6  # the one before is kept
+    (run / "last.pt").write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match=f"{run / 'last.pt'}.*truncated or corrupted.*prev.pt"):
+        load_checkpoint(run)
+    flipped = bytearray(good)
+    flipped[int(len(good) * 0.6)] ^= 0x10  # inside the tensor data
+    (run / "last.pt").write_bytes(bytes(flipped))
+    with pytest.raises(CheckpointError, match=f"{run / 'last.pt'}.*(corrupted|not a readable).*prev.pt"):
+        load_checkpoint(run)
+    assert cli_main(["eval", str(run)]) == 2  # reported, never half-loaded
+    # The previous checkpoint resumes the run.
+    assert cli_main(["train", "--resume", str(run / "prev.pt"), "--progress", "none"]) == 0
+    assert load_checkpoint(run).iteration == 12
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tiny_data, tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    torch.save(
+        {"format": "reslearn-checkpoint", "format_version": 2, "x": _Evil(marker)}, tmp_path / "evil.pt"
+    )
+    with pytest.raises(CheckpointError, match="run code"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert cli_main(["eval", str(tmp_path / "evil.pt")]) == 2
+    assert "run code" in capsys.readouterr().err
+    assert not marker.exists()  # the command never ran
