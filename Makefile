@@ -23,7 +23,7 @@ train: venv
 	$(BIN)/reslearn train $(TRAIN_ARGS)
 
 lint: venv
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks hubconf.py
 
 test: venv lint
 	$(BIN)/python -m pytest

@@ -13,6 +13,8 @@ from .models import (
 
 __version__ = "0.1.0"
 
+from .use import load  # noqa: E402  (needs __version__ defined: the engine reads it)
+
 __all__ = [
     "Complexity",
     "ModelSpec",
@@ -22,5 +24,6 @@ __all__ = [
     "create_model",
     "get_model_spec",
     "list_models",
+    "load",
     "stage_complexity",
 ]

@@ -424,7 +424,79 @@ def _cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
-_EXTRA_COMMANDS: list = [_add_train, _add_eval, _add_bench, _add_reproduce, _add_responses, _add_report]
+def _add_predict(sub) -> None:
+    s = sub.add_parser("predict", help="top-k classes of images with a trained net")
+    s.add_argument("checkpoint", help="a checkpoint, a run directory or an exported .safetensors")
+    s.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
+    s.add_argument("--top-k", type=int, default=5)
+    s.add_argument("--json", action="store_true", help="one JSON list on stdout")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.set_defaults(fn=_cmd_predict)
+
+
+def _cmd_predict(a: argparse.Namespace) -> int:
+    import json
+
+    from .predict import predict_files
+
+    if a.top_k < 1 or a.batch_size < 1:
+        raise ValueError(f"--top-k and --batch-size must be positive, got {a.top_k} and {a.batch_size}")
+    results, failed = predict_files(a.checkpoint, a.images, a.top_k, a.device, a.batch_size)
+    for path, err in failed:
+        print(f"reslearn predict: cannot read {path}: {err}", file=sys.stderr)
+    if a.json:
+        print(json.dumps(results, indent=1))
+    else:
+        for r in results:
+            top = ", ".join(f"{t['class']} {t['prob']:.3f}" for t in r["top_k"])
+            print(f"{r['image']}: {top}")
+    return 1 if failed else 0
+
+
+def _add_export(sub) -> None:
+    s = sub.add_parser("export", help="a checkpoint as ONNX, TorchScript or safetensors")
+    s.add_argument("checkpoint")
+    s.add_argument("--format", required=True, choices=["onnx", "torchscript", "safetensors"])
+    s.add_argument("--out", required=True, metavar="FILE")
+    s.set_defaults(fn=_cmd_export)
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    from .use import export
+
+    print(f"wrote {export(a.checkpoint, a.format, a.out)}")
+    return 0
+
+
+def _add_import_torchvision(sub) -> None:
+    s = sub.add_parser(
+        "import-torchvision", help="a torchvision ResNet weights file as a reslearn checkpoint"
+    )
+    s.add_argument("weights", help="a torchvision state dict (.pth)")
+    s.add_argument("--model", required=True, help="resnet18 ... resnet152")
+    s.add_argument("--out", required=True, metavar="CKPT")
+    s.set_defaults(fn=_cmd_import_torchvision)
+
+
+def _cmd_import_torchvision(a: argparse.Namespace) -> int:
+    from .use import import_torchvision
+
+    print(f"wrote {import_torchvision(a.weights, a.model, a.out)}")
+    return 0
+
+
+_EXTRA_COMMANDS: list = [
+    _add_train,
+    _add_eval,
+    _add_bench,
+    _add_reproduce,
+    _add_responses,
+    _add_report,
+    _add_predict,
+    _add_export,
+    _add_import_torchvision,
+]
 
 
 def main(argv: list[str] | None = None) -> int:

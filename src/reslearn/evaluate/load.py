@@ -102,6 +102,11 @@ def imagenet_eval_split(ckpt: Checkpoint, data_dir, views, class_index, batch_si
     if not (root / "val").is_dir():
         raise ValueError(f"no val/ split in {str(root)!r} (expected {root}/val/<wnid>/*.JPEG)")
     index_file = class_index or cfg.get("class_index")
+    if index_file is None and len(ckpt.classes) == 1000:
+        from ..use import IMAGENET_CLASSES_TSV, imagenet_classes
+
+        if tuple(ckpt.classes) == imagenet_classes():  # an ImageNet-1k net (e.g. torchvision's)
+            index_file = IMAGENET_CLASSES_TSV
     index = read_class_index(index_file) if index_file else None
     items, classes = list_split(root / "val", index)
     n = ckpt.model_options["num_classes"]

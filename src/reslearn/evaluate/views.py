@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..data.augment import resize_shorter
+from ..data.augment import resize_shorter_reference as resize_shorter
 
 ViewFn = Callable[[torch.Tensor], list[torch.Tensor]]
 MULTISCALE_SIDES = (224, 256, 384, 480, 640)  # Table 4's shorter sides
@@ -33,8 +33,9 @@ def flip_views(x: torch.Tensor) -> list[torch.Tensor]:
 
 
 def center_crop(x: torch.Tensor, crop: int) -> torch.Tensor:
+    """The centre ``crop`` x ``crop`` window, placed as torchvision's center_crop places it."""
     h, w = x.shape[-2:]
-    top, left = (h - crop) // 2, (w - crop) // 2
+    top, left = int(round((h - crop) / 2.0)), int(round((w - crop) / 2.0))
     return x[..., top : top + crop, left : left + crop]
 
 

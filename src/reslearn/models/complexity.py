@@ -35,10 +35,26 @@ def _stage_of(name: str) -> str:
     return "conv1"  # conv1, bn1, maxpool (the stem)
 
 
+def spatial_size(shape) -> tuple[int, int]:
+    """(H, W) from (H, W), (C, H, W) or (N, C, H, W) (the shapes torchinfo and ptflops
+    take); the counts are always for one image. C must be 3."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 4:
+        shape = shape[1:]
+    if len(shape) == 3:
+        if shape[0] != 3:
+            raise ValueError(f"input shape {shape!r}: the nets take 3 channels, got {shape[0]}")
+        shape = shape[1:]
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(
+            f"input_size must be (H, W), (C, H, W) or (N, C, H, W) with positive sizes, got {shape!r}"
+        )
+    return shape
+
+
 def _count(model: nn.Module, input_size: tuple[int, int]) -> tuple[dict, dict]:
     """Run one image through ``model``; return per-stage macs and output sizes."""
-    if len(input_size) != 2 or min(input_size) < 1:
-        raise ValueError(f"input_size must be (H, W) with positive sizes, got {input_size!r}")
+    input_size = spatial_size(input_size)
     macs: dict[str, int] = {}
     sizes: dict[str, tuple[int, int]] = {}
     hooks = []
@@ -79,8 +95,9 @@ def _count(model: nn.Module, input_size: tuple[int, int]) -> tuple[dict, dict]:
     return macs, sizes
 
 
-def complexity(model: nn.Module, input_size: tuple[int, int] = (224, 224)) -> Complexity:
-    """(params, macs): parameter count and multiply-adds for one ``input_size`` image."""
+def complexity(model: nn.Module, input_size: tuple[int, ...] = (224, 224)) -> Complexity:
+    """(params, macs): parameter count and multiply-adds for one image of ``input_size``,
+    given as (H, W), (C, H, W) or (N, C, H, W) (N does not scale the count)."""
     macs, _ = _count(model, tuple(input_size))
     params = sum(p.numel() for p in model.parameters())
     return Complexity(params, sum(macs.values()))

@@ -1,0 +1,210 @@
+"""Using a trained net: load it, preprocess images as evaluation does, predict, export.
+
+``reslearn.load(PATH) -> (model, preprocess, classes)`` reads a reslearn checkpoint, a
+run directory or an exported safetensors file (no pickle at all).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .data.augment import TORCHVISION_MEAN, TORCHVISION_STD, Normalizer
+from .data.augment import resize_shorter_reference as resize_shorter
+from .models import create_model, get_model_spec
+from .train.checkpoint import Checkpoint, CheckpointError
+
+IMAGENET_CLASSES_TSV = Path(__file__).parent / "data" / "imagenet_classes.tsv"
+
+
+def imagenet_classes() -> tuple[str, ...]:
+    """The 1000 ImageNet-1k class names in the standard order (shipped with reslearn)."""
+    from .data.imagenet import read_class_index
+
+    return read_class_index(IMAGENET_CLASSES_TSV).names
+
+
+@dataclass
+class Preprocess:
+    """PIL image or uint8 tensor (3, H, W) -> the model's input (3, S, S), as evaluation
+    does: CIFAR nets take the image at 32x32 (resized if it is not) with the stored mean
+    image subtracted; ImageNet nets take shorter side 256/224 x S, the centre S x S crop,
+    the stored normalisation. Stack outputs for a batch."""
+
+    family: str
+    size: int
+    normalizer: Normalizer
+
+    def __call__(self, img) -> torch.Tensor:
+        x = to_uint8_tensor(img)
+        if self.family == "cifar":
+            if tuple(x.shape[-2:]) != (self.size, self.size):
+                from torchvision.transforms.v2 import functional as TF
+
+                x = TF.resize(x, [self.size, self.size], antialias=True)
+        else:
+            from .evaluate.views import center_crop
+
+            x = center_crop(resize_shorter(x, round(256 * self.size / 224)), self.size)
+        return self.normalizer(x[None])[0]
+
+
+def to_uint8_tensor(img) -> torch.Tensor:
+    if isinstance(img, torch.Tensor):
+        if img.dtype != torch.uint8 or img.ndim != 3 or img.shape[0] not in (1, 3):
+            raise ValueError(f"expected a uint8 image tensor (3, H, W), got {img.dtype} {tuple(img.shape)}")
+        return img.expand(3, -1, -1) if img.shape[0] == 1 else img
+    import numpy as np
+
+    a = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(a.transpose(2, 0, 1).copy())
+
+
+def _preprocess_for(spec: dict, config: dict, prep: dict) -> Preprocess:
+    size = (config.get("data") or {}).get("image_size") or spec["input_size"][0]
+    return Preprocess(spec["family"], size, Normalizer(prep["mean"], prep["std"]))
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Preprocess, list[str]]:
+    """(model in eval mode, preprocess, class names) from a reslearn checkpoint, a run
+    directory or a safetensors file written by ``reslearn export --format safetensors``."""
+    p = Path(path).expanduser()
+    if p.suffix == ".safetensors":
+        model, spec, config, prep, classes = _load_safetensors(p)
+    else:
+        from .evaluate.load import build_model
+        from .train.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(p)
+        model, spec, config, prep, classes = (
+            build_model(ckpt),
+            ckpt.spec,
+            ckpt.config,
+            ckpt.preprocessing,
+            ckpt.classes,
+        )
+    pre = _preprocess_for(spec, config, prep)
+    return model.to(device).eval(), pre, list(classes)
+
+
+# ---------------------------------------------------------------- export
+def export(path: str | Path, fmt: str, out: str | Path) -> Path:
+    """``reslearn export``: onnx (dynamic batch), torchscript, or safetensors (weights and
+    the metadata ``load`` needs: spec, options, classes, preprocessing, config)."""
+    from .evaluate.load import build_model
+    from .train.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    model = build_model(ckpt).eval()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    size = (ckpt.config.get("data") or {}).get("image_size") or ckpt.spec["input_size"][0]
+    x = torch.zeros(1, 3, size, size)
+    if fmt == "torchscript":
+        torch.jit.save(torch.jit.script(model), str(out))
+    elif fmt == "onnx":
+        try:
+            import onnx  # noqa: F401
+        except ImportError:
+            raise ValueError("ONNX export needs onnx: pip install 'reslearn[export]'") from None
+        torch.onnx.export(
+            model,
+            (x,),
+            str(out),
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+            dynamo=False,
+            opset_version=17,
+        )
+    elif fmt == "safetensors":
+        _save_safetensors(ckpt, model, out)
+    else:
+        raise ValueError(f"unknown export format {fmt!r}; one of onnx, torchscript, safetensors")
+    return out
+
+
+def _save_safetensors(ckpt: Checkpoint, model: nn.Module, out: Path) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
+    tensors.update({f"preprocessing.{k}": v.contiguous() for k, v in ckpt.preprocessing.items()})
+    meta = {
+        "format": "reslearn-safetensors/1",
+        "spec": json.dumps(ckpt.spec),
+        "model_options": json.dumps(ckpt.model_options),
+        "classes": json.dumps(list(ckpt.classes)),
+        "config": json.dumps(ckpt.config),
+    }
+    save_file(tensors, str(out), metadata=meta)
+
+
+def _load_safetensors(p: Path):
+    from safetensors import safe_open
+
+    if not p.is_file():
+        raise CheckpointError(f"no file at {str(p)!r}")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:
+        raise CheckpointError(f"{str(p)!r} is not a readable safetensors file: {e}") from e
+    if meta.get("format") != "reslearn-safetensors/1":
+        raise CheckpointError(f"{str(p)!r} was not written by reslearn export (no reslearn metadata)")
+    spec, opts = json.loads(meta["spec"]), json.loads(meta["model_options"])
+    model = create_model(spec["name"], **{k: v for k, v in opts.items() if v is not None})
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    prep = {k[14:]: v for k, v in tensors.items() if k.startswith("preprocessing.")}
+    return model, spec, json.loads(meta["config"]), prep, json.loads(meta["classes"])
+
+
+# ---------------------------------------------------------------- torchvision weights
+def import_torchvision(weights: str | Path, model: str, out: str | Path) -> Path:
+    """A torchvision ResNet state dict (a .pth file) -> a reslearn checkpoint: v1.5 (stride
+    on the 3x3, torchvision's), option B, torchvision's per-channel normalisation, the
+    ImageNet-1k class list."""
+    from .train.checkpoint import save_checkpoint
+    from .train.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+
+    spec = get_model_spec(model)
+    if spec.family != "imagenet" or not spec.residual:
+        raise ValueError(f"torchvision has ImageNet ResNets only (resnet18 ... resnet152), not {model!r}")
+    p = Path(weights).expanduser()
+    if not p.is_file():
+        raise ValueError(f"no weights file at {str(weights)!r}")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{str(p)!r} is not a readable (safe) torchvision weights file: {e}") from e
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    net = create_model(model, variant="v1.5", shortcut="B")
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{str(p)!r} does not fit {model}: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}"
+        )
+    cfg = TrainConfig(
+        ModelConfig(model, shortcut="B", variant="v1.5"),
+        DataConfig("./data/imagenet", normalize="channel", image_size=224),
+        OptimConfig(recipe="imagenet"),
+    )
+    ckpt = Checkpoint(
+        model=net.state_dict(),
+        spec=spec.to_dict(),
+        model_options={"num_classes": 1000, "shortcut": "B", "variant": "v1.5", "zero_init_residual": False},
+        classes=list(imagenet_classes()),
+        preprocessing={
+            "mean": torch.tensor(TORCHVISION_MEAN)[:, None, None],
+            "std": torch.tensor(TORCHVISION_STD)[:, None, None],
+        },
+        config=cfg.to_dict(),
+        provenance={"imported_from": str(p), "source": "torchvision"},
+    )
+    save_checkpoint(Path(out), ckpt, keep_previous=False)
+    return Path(out)

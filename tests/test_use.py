@@ -1,0 +1,204 @@
+"""Using a trained net (issue 12): load, predict, export, hub, torchvision weights."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+import reslearn
+from reslearn.cli import main as cli_main
+from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def cifar_run(tmp_path_factory):
+    """resnet8 trained briefly on 100 real CIFAR-10 images (10 a class) it will be asked about."""
+    from .conftest import data_root
+
+    src = data_root() / "cifar10-jpeg" / "train"
+    tmp = tmp_path_factory.mktemp("use")
+    for split in ("train", "test"):
+        for c in sorted(p.name for p in src.iterdir()):
+            (tmp / "data" / split / c).mkdir(parents=True)
+            for f in sorted((src / c).iterdir())[:10]:
+                shutil.copy(f, tmp / "data" / split / c / f.name)
+    import os
+
+    os.environ["RESLEARN_CACHE_DIR"] = str(tmp / "cache")
+    cfg = TrainConfig(
+        ModelConfig("cifar_resnet8"),
+        DataConfig(str(tmp / "data"), download=False, augment=False),
+        OptimConfig(batch_size=50, iterations=120, lr=0.05),
+        RunConfig(out=str(tmp / "run"), device="cpu", progress="none", tensorboard=False, eval_every=120),
+    )
+    return train(cfg), tmp / "data"
+
+
+def test_load_and_predict_real_cifar_images(cifar_run, capsys):
+    run, data = cifar_run
+    model, preprocess, classes = reslearn.load(run)
+    assert not model.training and classes[0] == "airplane" and len(classes) == 10
+    files = [sorted((data / "train" / c).iterdir())[0] for c in classes]  # one training image a class
+    assert cli_main(["predict", str(run), *map(str, files), "--json", "--device", "cpu", "--top-k", "3"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert len(res) == 10 and all(len(r["top_k"]) == 3 for r in res)
+    right = sum(r["top_k"][0]["class"] == Path(r["image"]).parent.name for r in res)
+    assert right >= 6, res  # most of a handful of training images
+    x = preprocess(torchvision.io.decode_image(str(files[0])))
+    assert x.shape == (3, 32, 32) and x.dtype == torch.float32
+
+
+def test_predict_imagenet_samples_and_unreadable_files(tmp_path, shared_data, capsys):
+    torch.manual_seed(0)
+    model = reslearn.create_model("resnet18")
+    tv = tmp_path / "r18.pth"
+    torch.save(model.state_dict(), tv)
+    ckpt = tmp_path / "r18.pt"
+    assert cli_main(["import-torchvision", str(tv), "--model", "resnet18", "--out", str(ckpt)]) == 0
+    capsys.readouterr()
+    photos = sorted((shared_data / "imagenet-samples").glob("*.JPEG"))[:6]
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    rc = cli_main(
+        ["predict", str(ckpt), *map(str, photos), str(bad), "--json", "--device", "cpu", "--top-k", "1000"]
+    )
+    assert rc == 1  # an unreadable image: reported, skipped, non-zero exit at the end
+    out = capsys.readouterr()
+    assert "broken.jpg" in out.err
+    res = json.loads(out.out)
+    assert len(res) == 6
+    for r in res:
+        probs = [t["prob"] for t in r["top_k"]]
+        assert len(probs) == 1000 and probs == sorted(probs, reverse=True)
+        assert sum(probs) == pytest.approx(1.0, abs=1e-4)
+        assert {t["class"] for t in r["top_k"][:1]} <= set(reslearn.use.imagenet_classes())
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from .helpers import write_pickle_cifar
+
+    tmp = tmp_path_factory.mktemp("tiny")
+    data = write_pickle_cifar(tmp / "c10", per_batch=40, test=60)
+    cfg = TrainConfig(
+        ModelConfig("cifar_resnet8"),
+        DataConfig(str(data), download=False),
+        OptimConfig(batch_size=32, iterations=6),
+        RunConfig(out=str(tmp / "run"), device="cpu", progress="none", tensorboard=False),
+    )
+    import os
+
+    os.environ["RESLEARN_CACHE_DIR"] = str(tmp / "cache")
+    return train(cfg)
+
+
+def test_onnx_and_torchscript_give_the_same_logits(tiny_run, tmp_path):
+    import onnxruntime as ort
+
+    model, _, _ = reslearn.load(tiny_run)
+    x = torch.randn(5, 3, 32, 32)
+    with torch.no_grad():
+        ref = model(x)
+    assert cli_main(["export", str(tiny_run), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for n in (5, 2):  # a dynamic batch dimension
+        got = sess.run(None, {"image": x[:n].numpy()})[0]
+        assert abs(got - ref[:n].numpy()).max() < 1e-4
+    assert (
+        cli_main(["export", str(tiny_run), "--format", "torchscript", "--out", str(tmp_path / "m.ts")]) == 0
+    )
+    ts = torch.jit.load(str(tmp_path / "m.ts"))
+    with torch.no_grad():
+        assert (ts(x) - ref).abs().max() < 1e-4
+
+
+def test_safetensors_round_trip_needs_no_pickle(tiny_run, tmp_path, monkeypatch):
+    out = tmp_path / "m.safetensors"
+    assert cli_main(["export", str(tiny_run), "--format", "safetensors", "--out", str(out)]) == 0
+    model, pre, classes = reslearn.load(tiny_run)
+
+    def no_pickle(*a, **k):
+        raise AssertionError("safetensors loading must not unpickle")
+
+    monkeypatch.setattr(torch, "load", no_pickle)
+    model2, pre2, classes2 = reslearn.load(out)
+    img = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        assert torch.equal(model(pre(img)[None]), model2(pre2(img)[None]))
+    assert classes == classes2
+
+
+def test_hub_entry_points_build_every_registered_model():
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    import hubconf
+
+    for name in reslearn.list_models():
+        if name in ("resnet1202", "resnet152", "plain152"):
+            continue  # built by the test below once; slow to build twice
+        m = getattr(hubconf, name)()
+        spec = reslearn.get_model_spec(name)
+        assert isinstance(m, reslearn.ResNet) and m.fc.out_features == spec.num_classes
+    m = torch.hub.load(str(ROOT), "resnet152", source="local", num_classes=7)
+    assert m.fc.out_features == 7
+    with pytest.raises(ValueError, match="no pretrained weights"):
+        hubconf.resnet20(pretrained=True)
+    assert hubconf.resnet1202 is not None
+
+
+def test_torchvision_import_round_trip(tmp_path, shared_data, capsys):
+    """torchvision weights (random) -> reslearn checkpoint: the same logits as torchvision's
+    own forward with its own transforms, and usable by eval (all views) and export."""
+    torch.manual_seed(3)
+    tv = torchvision.models.resnet18().eval()
+    with torch.no_grad():
+        for m in tv.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    torch.save(tv.state_dict(), tmp_path / "tv.pth")
+    ckpt = tmp_path / "r18.pt"
+    assert (
+        cli_main(["import-torchvision", str(tmp_path / "tv.pth"), "--model", "resnet18", "--out", str(ckpt)])
+        == 0
+    )
+    capsys.readouterr()
+    model, preprocess, classes = reslearn.load(ckpt)
+    assert classes[1] == "goldfish" and len(classes) == 1000
+    tv_transforms = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.transforms()
+    photo = sorted((shared_data / "imagenet-samples").glob("*.JPEG"))[0]
+    img = torchvision.io.decode_image(str(photo), mode=torchvision.io.ImageReadMode.RGB)
+    with torch.no_grad():
+        ours = model(preprocess(img)[None])
+        theirs = tv(tv_transforms(img)[None])
+    assert (ours - theirs).abs().max() < 1e-5
+    # eval with every view on an ImageNet-layout folder of two classes of the samples
+    val = tmp_path / "inet" / "val"
+    for p in sorted((shared_data / "imagenet-samples").glob("*.JPEG"))[:2]:
+        wnid = p.name.split("_")[0]
+        (val / wnid).mkdir(parents=True)
+        shutil.copy(p, val / wnid / p.name)
+    (tmp_path / "inet" / "train").mkdir()
+    for views in ("single", "10crop", "multiscale"):
+        argv = ["eval", str(ckpt), "--data-dir", str(tmp_path / "inet"), "--views", views, "--json"]
+        assert cli_main(argv + ["--device", "cpu", "--workers", "1"]) == 0
+        res = json.loads(capsys.readouterr().out)
+        assert res["images"] == 2 and res["views"] == views
+    assert (
+        cli_main(["export", str(ckpt), "--format", "safetensors", "--out", str(tmp_path / "r18.safetensors")])
+        == 0
+    )
+
+
+def test_complexity_takes_the_shapes_other_tools_use():
+    m = reslearn.create_model("resnet50")
+    ref = reslearn.complexity(m, (224, 224))
+    assert reslearn.complexity(m, (3, 224, 224)) == ref == reslearn.complexity(m, (8, 3, 224, 224))
+    with pytest.raises(ValueError, match="3 channels"):
+        reslearn.complexity(m, (1, 224, 224))
