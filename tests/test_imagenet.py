@@ -230,12 +230,38 @@ def test_plateau_divides_lr_after_patience():
     assert p.drops == 2
 
 
-def test_dali_without_dali_says_how_to_install(inet, tmp_path):
+def test_dali_without_dali_says_how_to_install(inet, tmp_path, monkeypatch):
+    import reslearn.data.dali as dali
+
+    monkeypatch.setattr(dali, "dali_available", lambda: False)  # as on a machine without it
     cfg = _cfg(inet, tmp_path / "d")
     cfg.data.loader = "dali"
-    with pytest.raises(ValueError, match="pip install"):
+    with pytest.raises(ValueError, match="pip install 'reslearn\\[dali\\]'"):
         train(cfg)
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.skipif(
+    not __import__("reslearn.data.dali").data.dali.dali_available(), reason="NVIDIA DALI not installed"
+)
+def test_dali_pipeline_gives_the_papers_crops_in_our_order(inet, tmp_path):
+    """DALI's CPU backend here (nvJPEG "mixed" decoding on CUDA): the images of each batch
+    are the ones the default loader would take, at the crop size, reproducible by epoch."""
+    from reslearn.data.dali import DaliImageNetData
+
+    kw = dict(batch_size=4, seed=1, device=CPU, image_size=32, workers=1)
+    d, ref = DaliImageNetData(inet, **kw), ImageNetData(inet, **kw)
+    got = list(d.batches(0, 0))
+    want = list(ref.batches(0, 0))
+    assert len(got) == len(want) == 3
+    for (x, y), (_, y_ref) in zip(got, want):
+        assert x.shape == (4, 3, 32, 32) and x.dtype == torch.float32 and torch.equal(y, y_ref)
+    again = list(DaliImageNetData(inet, **kw).batches(0, 0))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(got, again))
+    assert list(d.batches(0, 2))[0][1].tolist() == want[2][1].tolist()  # resumes at a step
+    cfg = _cfg(inet, tmp_path / "dali", iterations=3)
+    cfg.data.loader = "dali"
+    assert [r["iteration"] for r in read_metrics(train(cfg))] == [2, 3]
 
 
 def test_imagenet_training_resumes_exactly_and_evaluates_with_every_view(inet, tmp_path, capsys, class_index):

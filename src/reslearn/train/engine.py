@@ -92,19 +92,6 @@ class Trainer:
         return next(self._epoch_batches[1])
 
 
-def dali_loader_error() -> ValueError:
-    """--loader dali: the install command without DALI; with it, that the pipeline is not
-    written yet (it must run on a GPU to be tested; the default loader works everywhere)."""
-    try:
-        import nvidia.dali  # noqa: F401
-    except ImportError:
-        return ValueError(
-            "--loader dali needs NVIDIA DALI and CUDA: pip install 'reslearn[dali]' "
-            "(nvidia-dali-cuda130); the default --loader stream works everywhere"
-        )
-    return ValueError("--loader dali: the DALI pipeline is not implemented yet; use --loader stream")
-
-
 def distribute(model: nn.Module, speed: SpeedSettings, device: torch.device, dist: DistInfo) -> nn.Module:
     """With several processes: the model in DistributedDataParallel (gradients averaged
     over processes in the backward pass). Memory format first: DDP's buckets must see
@@ -121,9 +108,10 @@ def make_train_data(cfg: TrainConfig, device: torch.device, dist: DistInfo) -> T
     """The TrainData implementation the (resolved) config asks for."""
     d = cfg.data
     if cfg.optim.recipe == "imagenet":
+        kind = ImageNetData
         if d.loader == "dali":
-            raise dali_loader_error()
-        return ImageNetData(
+            from ..data.dali import DaliImageNetData as kind
+        return kind(
             d.data_dir,
             batch_size=cfg.optim.batch_size,
             seed=cfg.run.seed,
