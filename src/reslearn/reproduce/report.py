@@ -183,6 +183,8 @@ def verdicts(runs: list[Run], summary: dict[str, ModelSummary]) -> list[str]:
         )
     else:
         lines.append("deeper ResNet has lower training/test error: not measured (need two ResNet depths)")
+    if study_family(runs) == "imagenet":
+        return lines  # Figure 7 (layer responses) is a CIFAR-10 study
     pairs = []
     for m in sorted({r.model for r in runs if r.plain}, key=_order):
         rm = counterpart(m)
