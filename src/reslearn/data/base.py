@@ -101,3 +101,25 @@ def holdout_split(n: int, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor
         raise ValueError(f"val_split={k} leaves no training images (train split has {n})")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm[k:], perm[:k]
+
+
+def make_loader(ds, batches: list[list[int]], workers: int, device: torch.device, collate):
+    """A DataLoader over a fixed plan of batches (our order, not a sampler's): pinned memory
+    on CUDA, prefetching workers, and its own generator (a DataLoader otherwise draws its
+    worker seed from the global RNG, which would shift the model's initialisation)."""
+    from torch.utils.data import DataLoader
+
+    return DataLoader(
+        ds,
+        batch_sampler=batches,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if workers else None,
+        generator=torch.Generator().manual_seed(0),
+    )
+
+
+def rank_block(n: int, rank: int, world_size: int) -> range:
+    """A process's contiguous share of n evaluation items: disjoint, covering, unpadded."""
+    return range(n * rank // world_size, n * (rank + 1) // world_size)

@@ -14,7 +14,7 @@ import torch
 
 from ..distributed import DistInfo
 from .augment import Normalizer, crop_flip, fit_normalizer, random_crop_flip_params
-from .base import Batch, SeededAugmentation, epoch_permutation, holdout_split
+from .base import Batch, SeededAugmentation, epoch_permutation, holdout_split, rank_block
 from .cifar import CifarArrays
 
 
@@ -33,10 +33,9 @@ class TensorEvalSet:
 
     def __iter__(self) -> Iterator[Batch]:
         # Contiguous blocks per process: the whole split is covered once, nothing padded.
-        n, r, w = len(self.x), self.dist.rank, self.dist.world_size
-        lo, hi = n * r // w, n * (r + 1) // w  # contiguous, disjoint, nothing padded
-        for i in range(lo, hi, self.batch_size):
-            j = min(i + self.batch_size, hi)
+        block = rank_block(len(self.x), self.dist.rank, self.dist.world_size)
+        for i in range(block.start, block.stop, self.batch_size):
+            j = min(i + self.batch_size, block.stop)
             yield self.x[i:j], self.y[i:j]
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from ..distributed import DistInfo
 from ..io import atomic_torch_save
@@ -33,7 +33,7 @@ from .augment import (
     resize_shorter,
     scale_crop_flip,
 )
-from .base import SeededAugmentation, epoch_permutation
+from .base import SeededAugmentation, epoch_permutation, make_loader, rank_block
 from .cifar import IMAGE_EXTS, DataError, cache_dir
 
 TRAIN_SCALE = (256, 480)  # shorter side range at 224x224 crops (Section 3.4)
@@ -184,17 +184,7 @@ def _collate_views(samples):
     return views, torch.tensor([s[1] for s in samples], dtype=torch.int64)
 
 
-def _loader(ds, batches, workers, device, collate) -> DataLoader:
-    return DataLoader(
-        ds,
-        batch_sampler=batches,
-        num_workers=workers,
-        collate_fn=collate,
-        pin_memory=device.type == "cuda",
-        prefetch_factor=4 if workers else None,
-        persistent_workers=False,
-        generator=torch.Generator().manual_seed(0),  # leave the global RNG alone
-    )
+_loader = make_loader
 
 
 class ImageFolderEvalSet:
@@ -226,9 +216,8 @@ class ImageFolderEvalSet:
         return len(self.items)
 
     def __iter__(self):
-        n, r, w = len(self.items), self.dist.rank, self.dist.world_size
-        lo, hi = n * r // w, n * (r + 1) // w  # contiguous, disjoint, nothing padded
-        plan = [list(range(i, min(i + self.batch_size, hi))) for i in range(lo, hi, self.batch_size)]
+        block = rank_block(len(self.items), self.dist.rank, self.dist.world_size)
+        plan = [list(block[i : i + self.batch_size]) for i in range(0, len(block), self.batch_size)]
         ds = _ViewImages(self.items, self.view_fn, self.size)
         for views, y in _loader(ds, plan, self.workers, self.device, _collate_views):
             yield [v.to(self.device, non_blocking=True) for v in views], y.to(self.device, non_blocking=True)

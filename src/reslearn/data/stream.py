@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from ..distributed import DistInfo
 from .augment import Normalizer, fit_normalizer
-from .base import Batch, SeededAugmentation, epoch_permutation, holdout_split
+from .base import Batch, SeededAugmentation, epoch_permutation, holdout_split, make_loader, rank_block
 from .cifar import IMAGE_EXTS, DataError
 from .device import global_crop_flip
 
@@ -69,18 +69,8 @@ def _collate(samples: list[tuple[torch.Tensor, int]]) -> Batch:
     return torch.stack([x for x, _ in samples]), torch.tensor([y for _, y in samples], dtype=torch.int64)
 
 
-def _loader(ds: Dataset, batches: list[list[int]], workers: int, device: torch.device) -> DataLoader:
-    return DataLoader(
-        ds,
-        batch_sampler=batches,
-        num_workers=workers,
-        collate_fn=_collate,
-        pin_memory=device.type == "cuda",
-        prefetch_factor=4 if workers else None,
-        # Its own generator: a DataLoader otherwise draws its worker seed from the global
-        # RNG, which would shift the model's initialisation after it.
-        generator=torch.Generator().manual_seed(0),
-    )
+def _loader(ds: Dataset, batches: list[list[int]], workers: int, device: torch.device):
+    return make_loader(ds, batches, workers, device, _collate)
 
 
 class FileEvalSet:
@@ -94,9 +84,8 @@ class FileEvalSet:
         return len(self.items)
 
     def __iter__(self) -> Iterator[Batch]:
-        n, r, w = len(self.items), self.dist.rank, self.dist.world_size
-        lo, hi = n * r // w, n * (r + 1) // w  # contiguous, disjoint, nothing padded
-        batches = [list(range(i, min(i + self.batch_size, hi))) for i in range(lo, hi, self.batch_size)]
+        block = rank_block(len(self.items), self.dist.rank, self.dist.world_size)
+        batches = [list(block[i : i + self.batch_size]) for i in range(0, len(block), self.batch_size)]
         for x, y in _loader(_Files(self.items), batches, self.workers, self.device):
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
