@@ -73,16 +73,7 @@ class ResNet(nn.Module):
         self.variant = variant
         self.stem = stem
 
-        if stem == "imagenet":
-            in_ch = 64
-            self.conv1 = nn.Conv2d(3, in_ch, 7, stride=2, padding=3, bias=False)
-            self.maxpool: nn.Module = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        elif stem == "cifar":
-            in_ch = widths[0]
-            self.conv1 = nn.Conv2d(3, in_ch, 3, stride=1, padding=1, bias=False)
-            self.maxpool = nn.Identity()
-        else:
-            raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
+        in_ch = self._build_stem(stem, widths[0])
         self.bn1 = nn.BatchNorm2d(in_ch)
         self.relu = nn.ReLU(inplace=True)
 
@@ -105,6 +96,18 @@ class ResNet(nn.Module):
         self.fc = nn.Linear(in_ch, num_classes)
         self.num_features = in_ch
         self._init_weights(zero_init_residual, init_mode)
+
+    def _build_stem(self, stem: str, cifar_width: int) -> int:
+        """conv1 (and maxpool) of the stem; returns its output channels."""
+        if stem == "imagenet":  # Table 1: 7x7/2 conv, 64 filters, 3x3/2 max pool
+            self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+            self.maxpool: nn.Module = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+            return 64
+        if stem == "cifar":  # Section 4.2: one 3x3 conv, no pool
+            self.conv1 = nn.Conv2d(3, cifar_width, 3, stride=1, padding=1, bias=False)
+            self.maxpool = nn.Identity()
+            return cifar_width
+        raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
 
     def _init_weights(self, zero_init_residual: bool, init_mode: str) -> None:
         # He et al. 2015 (MSRA) init for convolutions, as the paper; BN starts at identity.

@@ -107,35 +107,29 @@ def distribute(model: nn.Module, speed: SpeedSettings, device: torch.device, dis
 def make_train_data(cfg: TrainConfig, device: torch.device, dist: DistInfo) -> TrainData:
     """The TrainData implementation the (resolved) config asks for."""
     d = cfg.data
+    common = dict(
+        batch_size=cfg.optim.batch_size,
+        seed=cfg.run.seed,
+        device=device,
+        normalize=d.normalize,
+        augment=d.augment,
+        dist=dist,
+    )
     if cfg.optim.recipe == "imagenet":
         kind = ImageNetData
         if d.loader == "dali":
             from ..data.dali import DaliImageNetData as kind
         return kind(
             d.data_dir,
-            batch_size=cfg.optim.batch_size,
-            seed=cfg.run.seed,
-            device=device,
             class_index=d.class_index,
             image_size=d.image_size,
-            normalize=d.normalize,
-            augment=d.augment,
             lighting=d.lighting,
             eval_batch_size=min(cfg.run.eval_batch_size, 250),
             workers=d.workers,
             skip_bad_images=d.skip_bad_images,
-            dist=dist,
+            **common,
         )
-    common = dict(
-        batch_size=cfg.optim.batch_size,
-        seed=cfg.run.seed,
-        device=device,
-        val_split=d.val_split,
-        normalize=d.normalize,
-        augment=d.augment,
-        eval_batch_size=cfg.run.eval_batch_size,
-        dist=dist,
-    )
+    common.update(val_split=d.val_split, eval_batch_size=cfg.run.eval_batch_size)
     if d.loader == "stream":
         if not Path(d.data_dir).expanduser().is_dir():
             raise DataError(f"data directory {d.data_dir!r} does not exist")
