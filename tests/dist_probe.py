@@ -83,7 +83,26 @@ def flaky_mode(out: Path, argv: list[str]) -> None:
         return row
 
     engine.report = report_then_die
+    if os.environ.get("TORCHELASTIC_RESTART_COUNT") == "1" and os.environ["RANK"] == "0":
+        _slow_after_rendezvous(3.0)
     sys.exit(main(argv))
+
+
+def _slow_after_rendezvous(seconds: float) -> None:
+    """Rank 0 of the restarted job pauses between reaching torchrun's store and joining
+    the process group, so rank 1 reads the store first, while it still holds what rank 0
+    published in the first attempt: the stale-key race of pytorch/pytorch#135712, made
+    certain (both torch's own init path and reslearn's go through ``rendezvous``)."""
+    import torch.distributed.distributed_c10d as c10d
+
+    real = c10d.rendezvous
+
+    def slow(*args, **kwargs):
+        for found in real(*args, **kwargs):
+            time.sleep(seconds)
+            yield found
+
+    c10d.rendezvous = tdist.rendezvous = slow
 
 
 if __name__ == "__main__":

@@ -185,6 +185,7 @@ def test_max_restarts_resumes_from_the_last_checkpoint(data128, tmp_path):
         "--out",
         str(tmp_path / "run"),
         max_restarts=1,
+        env={"RESLEARN_DIST_TIMEOUT": "60"},
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "killed-once").exists()  # rank 1 did die once

@@ -68,10 +68,36 @@ def init_from_env(device: torch.device) -> DistInfo:
     timeout = timedelta(seconds=float(os.environ.get("RESLEARN_DIST_TIMEOUT", DEFAULT_TIMEOUT_S)))
     if device.type == "cuda":
         torch.cuda.set_device(local_device(device))
-        tdist.init_process_group("nccl", timeout=timeout, device_id=local_device(device))
+        tdist.init_process_group(
+            "nccl", timeout=timeout, device_id=local_device(device), **_attempt_store(timeout)
+        )
     else:
-        tdist.init_process_group("gloo", timeout=timeout)
+        tdist.init_process_group("gloo", timeout=timeout, **_attempt_store(timeout))
     return current()
+
+
+def _attempt_store(timeout: timedelta) -> dict:
+    """The process group's store, in a namespace of its own for each torchrun restart.
+
+    torchrun's agent keeps one TCPStore for all restarts of a job
+    (``TORCHELASTIC_USE_AGENT_STORE``) and ``init_process_group`` writes the same keys in
+    it every time, so a restarted rank can read the address its dead peer published in
+    the previous attempt and fail to connect (gloo "connectFullMesh ... Connection
+    refused", NCCL's unique id likewise: pytorch/pytorch#135712; seen in our CI on torch
+    2.14.1). Keys under
+    ``reslearn/attempt{TORCHELASTIC_RESTART_COUNT}`` cannot be stale. The count is the
+    same for every process of one agent (one machine); across machines torch does not
+    guarantee that, so multi-machine jobs that restart should set
+    ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` (a fresh store per attempt; no prefix then).
+    Empty (torch's default store) outside torchrun or without a shared store.
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return {}
+    store, rank, world_size = next(tdist.rendezvous("env://", timeout=timeout))
+    store.set_timeout(timeout)
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    prefixed = tdist.PrefixStore(f"reslearn/attempt{attempt}", store)
+    return {"store": prefixed, "rank": rank, "world_size": world_size}
 
 
 def local_device(device: torch.device) -> torch.device:
