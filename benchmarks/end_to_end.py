@@ -14,10 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 
-import torch
-
-from reslearn.bench import bench_model, matmul_rate
-from reslearn.speed import SpeedSettings, select_device
+from reslearn.bench import bench_model
+from reslearn.speed import select_device
 from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, read_metrics, train
 
 
@@ -29,9 +27,9 @@ def main() -> None:
     a = p.parse_args()
     dev = select_device(a.device)
     data = Path(os.environ.get("RESLEARN_DATA_ROOT", "../shared/data")) / "cifar10-jpeg"
-    amp = SpeedSettings.fast(dev).amp_dtype or torch.float32
-    rates = {torch.float32: matmul_rate(dev, torch.float32), amp: matmul_rate(dev, amp)}
-    step = bench_model(a.model, "reslearn", dev, 128, rates, repeats=7, steps=5 if dev.type == "cpu" else 50)
+    # The bench step (reslearn bench's protocol, fast path alone) before and after the loop,
+    # so that a drift of the machine during the loop shows up as a before/after gap.
+    before = bench_model(a.model, dev, 128, ("reslearn",))[0].train_img_s
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig(
             ModelConfig(a.model),
@@ -47,10 +45,12 @@ def main() -> None:
             ),
         )
         rows = read_metrics(train(cfg))
+    after = bench_model(a.model, dev, 128, ("reslearn",))[0].train_img_s
     loop = rows[-1]["images_per_s"]
+    step = (before + after) / 2
     print(
-        f"{a.model} on {dev}: bench step {step.train_img_s:.1f} img/s, end-to-end loop "
-        f"{loop:.1f} img/s over {a.iterations} iterations: loop/step = {loop / step.train_img_s:.3f}"
+        f"{a.model} on {dev}: bench step {before:.1f} img/s before and {after:.1f} after, end-to-end "
+        f"loop {loop:.1f} img/s over {a.iterations} iterations: loop/step = {loop / step:.3f}"
     )
 
 

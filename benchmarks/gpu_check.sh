@@ -38,7 +38,7 @@ data=/tmp/cifar10-jpeg
 mkdir -p "$data" && tar -C "$data" -xzf .gpu_data/cifar10-jpeg.tar.gz
 
 echo "== (a) bench, all five models"
-timeout 200 $PY -m reslearn.cli bench --device cuda --json "$OUT/bench.json" || echo "bench failed or timed out (rc=$?)"
+timeout 200 $PY -m reslearn.cli bench --device cuda --seconds 1 --json "$OUT/bench.json" || echo "bench failed or timed out (rc=$?)"
 
 echo "== (b) resnet56, full paper schedule (64k iterations), compiled (CUDA graphs)"
 t0=$(date +%s)

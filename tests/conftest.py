@@ -27,6 +27,9 @@ def shared_data() -> Path:
 def _cache(tmp_path, monkeypatch):
     """Every test decodes into its own cache: no test sees another's (or the user's)."""
     monkeypatch.setenv("RESLEARN_CACHE_DIR", str(tmp_path / "cache"))
+    # ... and its own register of running jobs: a user's job beside the tests does not
+    # change their thread count (nor, in the last bits, their numbers).
+    monkeypatch.setenv("RESLEARN_JOBS_DIR", str(tmp_path / "jobs"))
 
 
 @pytest.fixture

@@ -1,19 +1,35 @@
 """``reslearn bench``: training and inference throughput, baseline vs the engine's fast path.
 
-Both modes run in one process on the same device, with synthetic inputs of the net's
-paper size. Warm-up steps are excluded; each figure is the median over repeats of a
-few steps; on CUDA the repeats are timed with CUDA events (device-side time).
-The arithmetic ceiling is the measured multiply-adds per image (``reslearn.complexity``)
-x 3 for a training step (forward, input-gradient and weight-gradient convolutions) over
-the device's measured matrix-multiply rate in the mode's precision.
+Protocol (issue 13), chosen so that ratios repeat on a shared, noisy machine:
+
+- Every mode compared (``baseline`` = eager NCHW fp32 with torch's SGD; ``reslearn`` = the
+  engine's default fast path; optional candidates such as ``compile``) is built once, in
+  one process, on the same device, with synthetic inputs of the net's paper size.
+- Warm-up is discarded: each mode's first call (which includes any compilation, reported
+  as ``first_step_s``) and then about one window of steps, which also fixes how many
+  steps one window holds (at least one; windows of ``seconds`` of training).
+- Then ``repeat`` rounds; in each round every mode runs one window, the order reversed
+  every other round (no mode always runs first, after the other one heats or cools the
+  caches and clocks). Inference windows are half as long.
+- Reported per mode: median and min-max of img/s over the rounds. The ratio to the
+  baseline is computed **per round** (the two windows of a round are seconds apart, so
+  slow drifts of the machine cancel) and reported as median and min-max.
+
+On CUDA the windows are timed with CUDA events (device-side time). The arithmetic
+ceiling is the measured multiply-adds per image (``reslearn.complexity``) x 3 for a
+training step (forward, input-gradient and weight-gradient convolutions) over the
+device's matrix-multiply rate in the mode's precision; that rate is measured once per
+round and its best round is kept (noise only ever lowers it).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
@@ -23,18 +39,52 @@ from .train.config import OptimConfig
 from .train.optim import TrainStep, make_optimizer
 
 DEFAULT_MODELS = ("resnet20", "resnet56", "resnet110", "resnet18", "resnet50")
+DEFAULT_REPEAT = 5
+DEFAULT_SECONDS = 4.0  # training window; about a minute per model for two modes on CPU
+
+
+def _mode_settings(mode: str, device: torch.device) -> SpeedSettings:
+    fast = SpeedSettings.fast(device)
+    modes = {
+        "baseline": SpeedSettings.baseline(),  # eager NCHW fp32
+        "reslearn": fast,  # what `reslearn train` uses by default on this device
+        "channels_last": SpeedSettings(channels_last=True),
+        "bf16": SpeedSettings(channels_last=True, amp_dtype=torch.bfloat16),
+        "compile": replace(fast, compile=True),
+        "compile_bf16": SpeedSettings(channels_last=True, amp_dtype=torch.bfloat16, compile=True),
+    }
+    if mode not in modes:
+        raise ValueError(f"unknown bench mode {mode!r} (choose from {', '.join(modes)})")
+    return modes[mode]
+
+
+MODES = ("baseline", "reslearn", "channels_last", "bf16", "compile", "compile_bf16")
 
 
 @dataclass
 class BenchRow:
     model: str
-    mode: str  # "baseline" or "reslearn"
+    mode: str
     device: str
     batch_size: int
-    train_img_s: float
-    infer_img_s: float
     settings: str
+    rounds: int
+    window_s: float  # seconds of one training window
+    first_step_s: float  # the first training call: includes compilation, if any
+    train_img_s: float  # median over rounds
+    train_img_s_min: float
+    train_img_s_max: float
+    infer_img_s: float
+    infer_img_s_min: float
+    infer_img_s_max: float
+    train_ratio: float  # median over rounds of (this mode / baseline, same round)
+    train_ratio_min: float
+    train_ratio_max: float
+    infer_ratio: float
+    infer_ratio_min: float
+    infer_ratio_max: float
     macs_per_image: int
+    matmul_macs_s: float  # the best round's matrix-multiply rate in this mode's precision
     ceiling_train_img_s: float  # arithmetic ceiling for training at this mode's precision
     ceiling_infer_img_s: float
 
@@ -42,33 +92,40 @@ class BenchRow:
     def train_fraction(self) -> float:
         return self.train_img_s / self.ceiling_train_img_s
 
+    @property
+    def train_spread(self) -> float:
+        """Half the min-max range of the per-round ratio, relative to its median."""
+        return (self.train_ratio_max - self.train_ratio_min) / 2 / self.train_ratio
+
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
+def _timed(fn: Callable[[], object], device: torch.device, steps: int) -> float:
+    """Seconds per call of ``fn`` over ``steps`` back-to-back calls."""
+    _sync(device)
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(steps):
+            fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1000 / steps
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - t0) / steps
+
+
 def time_fn(fn, device: torch.device, warmup: int, repeats: int, steps: int) -> float:
-    """Median seconds per call of ``fn`` over ``repeats`` groups of ``steps`` calls."""
+    """Median seconds per call of ``fn`` over ``repeats`` groups of ``steps`` calls (one
+    function alone; ``reslearn bench`` interleaves modes instead)."""
     for _ in range(warmup):
         fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(steps):
-                fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) / 1000 / steps)
-        else:
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                fn()
-            times.append((time.perf_counter() - t0) / steps)
-    return statistics.median(times)
+    return statistics.median(_timed(fn, device, steps) for _ in range(repeats))
 
 
 def matmul_rate(device: torch.device, dtype: torch.dtype, n: int | None = None) -> float:
@@ -88,99 +145,175 @@ def default_batch_size(spec: ModelSpec, device: torch.device) -> int:
     return 256 if device.type == "cuda" else 16
 
 
-def bench_model(
-    name: str,
-    mode: str,
-    device: torch.device,
-    batch_size: int | None,
-    rates: dict,
-    *,
-    warmup: int | None = None,
-    repeats: int = 5,
-    steps: int | None = None,
-) -> BenchRow:
-    torch.manual_seed(0)
-    spec = get_model_spec(name)
-    model = create_model(name).to(device)
-    size = spec.input_size
-    macs = complexity(model, size).macs
-    bs = batch_size or default_batch_size(spec, device)
-    speed = SpeedSettings.baseline() if mode == "baseline" else SpeedSettings.fast(device)
-    if mode == "baseline":
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-    else:
-        opt = make_optimizer(model, OptimConfig(lr=0.01), device)
-    step = TrainStep(model, opt, speed, device)
-    x = torch.randn(bs, 3, *size, device=device)
-    y = torch.randint(0, model.fc.out_features, (bs,), device=device)
-    cuda = device.type == "cuda"
-    warmup = warmup if warmup is not None else (10 if cuda else 2)
-    steps = steps or (20 if cuda else 2)
-    model.train()
-    t_train = time_fn(lambda: step(x, y), device, warmup, repeats, steps)
-    model.eval()
+class _Candidate:
+    """One mode's model, optimizer and step on one synthetic batch."""
+
+    def __init__(self, name: str, mode: str, device: torch.device, bs: int) -> None:
+        torch.manual_seed(0)  # the same weights and batch for every mode
+        spec = get_model_spec(name)
+        self.mode, self.device, self.bs = mode, device, bs
+        self.speed = _mode_settings(mode, device)
+        model = create_model(name).to(device)
+        self.macs = complexity(model, spec.input_size).macs
+        if mode == "baseline":
+            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+        else:
+            opt = make_optimizer(model, OptimConfig(lr=0.01), device)
+        self.step = TrainStep(model, opt, self.speed, device)
+        self.x = torch.randn(bs, 3, *spec.input_size, device=device)
+        self.y = torch.randint(0, model.fc.out_features, (bs,), device=device)
+        self.train_s: list[float] = []
+        self.infer_s: list[float] = []
+
+    def train(self) -> None:
+        self.step.model.train()
+        self.step(self.x, self.y)
 
     @torch.inference_mode()
-    def infer():
-        with speed.autocast(device):
-            return step.model(speed.prepare_input(x))
+    def infer(self) -> None:
+        self.step.model.eval()
+        with self.speed.autocast(self.device):
+            self.step.model(self.speed.prepare_input(self.x))
 
-    t_infer = time_fn(infer, device, warmup, repeats, steps)
-    rate = rates[speed.amp_dtype or torch.float32]
-    return BenchRow(
-        name,
-        mode,
-        str(device),
-        bs,
-        bs / t_train,
-        bs / t_infer,
-        speed.describe(),
-        macs,
-        rate / (3 * macs),
-        rate / macs,
-    )
+    def warm_up(self, seconds: float) -> None:
+        """Discarded calls: the first (timed alone: compilation), then about one window
+        of each kind, which sets how many calls a window holds."""
+        t0 = time.perf_counter()
+        self.train()
+        _sync(self.device)
+        self.first_step_s = time.perf_counter() - t0
+        self.infer()  # an eval-mode graph compiles on its first call too
+        self.train_steps = _steps_for(self.train, self.device, seconds)
+        self.infer_steps = _steps_for(self.infer, self.device, seconds / 2)
+
+
+def _steps_for(fn, device: torch.device, seconds: float) -> int:
+    """Calls that fill about ``seconds`` (at least one), from a discarded timing run."""
+    per_call = _timed(fn, device, 1)
+    if per_call < seconds / 4:  # fast calls: time a longer stretch for a better estimate
+        per_call = _timed(fn, device, max(1, math.ceil(seconds / 2 / per_call)))
+    return max(1, round(seconds / per_call))
+
+
+def _stats(xs: list[float]) -> tuple[float, float, float]:
+    return statistics.median(xs), min(xs), max(xs)
+
+
+def bench_model(
+    name: str,
+    device: torch.device,
+    batch_size: int | None = None,
+    modes: tuple[str, ...] = ("baseline", "reslearn"),
+    repeat: int = DEFAULT_REPEAT,
+    seconds: float = DEFAULT_SECONDS,
+    rates: dict | None = None,
+) -> list[BenchRow]:
+    """Rows for ``modes`` of one model, measured interleaved (module docstring). The first
+    mode is the reference of the ratios (``baseline`` by default)."""
+    if repeat < 1 or seconds <= 0:
+        raise ValueError(f"repeat must be >= 1 and seconds > 0, got {repeat} and {seconds}")
+    if len(set(modes)) != len(modes) or not modes:
+        raise ValueError(f"modes must be distinct and non-empty, got {modes}")
+    spec = get_model_spec(name)
+    bs = batch_size or default_batch_size(spec, device)
+    cands = [_Candidate(name, m, device, bs) for m in modes]
+    for c in cands:
+        c.warm_up(seconds)
+    dtypes = {c.speed.amp_dtype or torch.float32 for c in cands}
+    best_rate = dict(rates or {})
+    for r in range(repeat):
+        order = cands if r % 2 == 0 else cands[::-1]
+        for c in order:
+            c.train_s.append(_timed(c.train, device, c.train_steps))
+        for c in order:
+            c.infer_s.append(_timed(c.infer, device, c.infer_steps))
+        if rates is None:
+            for dt in dtypes:
+                best_rate[dt] = max(best_rate.get(dt, 0.0), matmul_rate(device, dt))
+    ref = cands[0]
+    rows = []
+    for c in cands:
+        tr = _stats([bs / t for t in c.train_s])
+        inf = _stats([bs / t for t in c.infer_s])
+        tx = _stats([a / b for a, b in zip(ref.train_s, c.train_s)])  # time ratio = speed ratio
+        ix = _stats([a / b for a, b in zip(ref.infer_s, c.infer_s)])
+        rate = best_rate[c.speed.amp_dtype or torch.float32]
+        rows.append(
+            BenchRow(
+                name,
+                c.mode,
+                str(device),
+                bs,
+                c.speed.describe(),
+                repeat,
+                c.train_steps * statistics.median(c.train_s),
+                c.first_step_s,
+                *tr,
+                *inf,
+                *tx,
+                *ix,
+                c.macs,
+                rate,
+                rate / (3 * c.macs),
+                rate / c.macs,
+            )
+        )
+    return rows
 
 
 def run_bench(
-    models=DEFAULT_MODELS, device: str = "auto", batch_size: int | None = None, log=print
+    models=DEFAULT_MODELS,
+    device: str = "auto",
+    batch_size: int | None = None,
+    log=print,
+    modes: tuple[str, ...] = ("baseline", "reslearn"),
+    repeat: int = DEFAULT_REPEAT,
+    seconds: float = DEFAULT_SECONDS,
 ) -> list[BenchRow]:
     dev = select_device(device)
     for m in models:
         get_model_spec(m)  # fail early, with a clear ValueError, on an unknown name
-    dtypes = {torch.float32}
-    if SpeedSettings.fast(dev).amp_dtype is not None:
-        dtypes.add(SpeedSettings.fast(dev).amp_dtype)
-    rates = {dt: matmul_rate(dev, dt) for dt in dtypes}
-    for dt, r in rates.items():
-        log(f"matrix-multiply rate on {dev} ({str(dt).replace('torch.', '')}): {r / 1e9:.1f} G mult-adds/s")
+    for m in modes:
+        _mode_settings(m, dev)
+    log(
+        f"bench on {dev} ({torch.get_num_threads()} intra-op threads): {repeat} interleaved "
+        f"rounds of {seconds:g} s training windows per mode, after a discarded warm-up"
+    )
     rows = []
     for m in models:
-        for mode in ("baseline", "reslearn"):
-            rows.append(bench_model(m, mode, dev, batch_size, rates))
+        rows += bench_model(m, dev, batch_size, tuple(modes), repeat, seconds)
+    best: dict[str, float] = {}
+    for r in rows:
+        prec = "bf16" if "bf16" in r.settings else "fp32"
+        best[prec] = max(best.get(prec, 0.0), r.matmul_macs_s)
+    for prec, rate in sorted(best.items()):
+        log(f"matrix-multiply rate on {dev} ({prec}, best round): {rate / 1e9:.1f} G mult-adds/s")
     return rows
 
 
 def format_table(rows: list[BenchRow]) -> str:
-    base = {r.model: r for r in rows if r.mode == "baseline"}
     head = (
-        f"{'model':<10}{'mode':<10}{'settings':<24}{'batch':>6}{'train img/s':>13}"
-        f"{'infer img/s':>13}{'train x':>9}{'infer x':>9}{'% ceiling':>11}"
+        f"{'model':<10}{'mode':<14}{'settings':<26}{'batch':>6}{'train img/s (min-max)':>24}"
+        f"{'train x (min-max)':>21}{'infer x':>9}{'1st step s':>11}{'% ceiling':>10}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
-        b = base.get(r.model)
-        tx = r.train_img_s / b.train_img_s if b else float("nan")
-        ix = r.infer_img_s / b.infer_img_s if b else float("nan")
+        img_s = _span(r.train_img_s, r.train_img_s_min, r.train_img_s_max, ".1f", ".0f")
+        ratio = _span(r.train_ratio, r.train_ratio_min, r.train_ratio_max, ".2f", ".2f", "x")
         lines.append(
-            f"{r.model:<10}{r.mode:<10}{r.settings:<24}{r.batch_size:>6}"
-            f"{r.train_img_s:>13.1f}{r.infer_img_s:>13.1f}{tx:>8.2f}x{ix:>8.2f}x"
-            f"{100 * r.train_fraction:>10.1f}%"
+            f"{r.model:<10}{r.mode:<14}{r.settings:<26}{r.batch_size:>6}{img_s:>24}{ratio:>21}"
+            f"{r.infer_ratio:>8.2f}x{r.first_step_s:>11.1f}{100 * r.train_fraction:>9.1f}%"
         )
     lines.append(
-        "train x / infer x: ratio to the baseline row of the same model, same run. "
-        "% ceiling: training img/s over (matmul mult-adds/s) / (3 x mult-adds per image)."
+        "median over interleaved rounds (min-max). train x / infer x: the first mode's time over "
+        "this mode's, per round. % ceiling: training img/s over (matmul mult-adds/s) / "
+        "(3 x mult-adds per image)."
     )
     return "\n".join(lines)
+
+
+def _span(mid: float, lo: float, hi: float, f1: str, f2: str, unit: str = "") -> str:
+    return f"{mid:{f1}}{unit} ({lo:{f2}}-{hi:{f2}})"
 
 
 def write_json(rows: list[BenchRow], path: str) -> None:

@@ -284,6 +284,17 @@ def _add_bench(sub) -> None:
         default=None,
         help="default: 128 for CIFAR nets; 256 (CUDA) or 16 (CPU) at 224x224",
     )
+    s.add_argument(
+        "--modes",
+        default="baseline,reslearn",
+        help="modes to compare; the first is the ratios' reference. Modes: baseline (eager NCHW "
+        "fp32), reslearn (the training default here), channels_last, bf16, compile, compile_bf16",
+    )
+    s.add_argument("--repeat", type=int, default=5, help="interleaved rounds (default 5)")
+    s.add_argument(
+        "--seconds", type=float, default=4.0, help="training window per mode and round (default 4)"
+    )
+    s.add_argument("--threads", type=int, default=0, help="intra-op threads (0: torch's default)")
     s.add_argument("--json", default=None, metavar="FILE", help="write the rows as JSON")
     s.set_defaults(fn=_cmd_bench)
 
@@ -296,7 +307,14 @@ def _cmd_bench(a: argparse.Namespace) -> int:
         raise ValueError(f"--models is empty: {a.models!r}")
     if a.batch_size is not None and a.batch_size < 1:
         raise ValueError(f"--batch-size must be positive, got {a.batch_size}")
-    rows = run_bench(models, a.device, a.batch_size)
+    if a.threads < 0:
+        raise ValueError(f"--threads must be >= 0 (0: torch's default), got {a.threads}")
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    modes = tuple(m.strip() for m in a.modes.split(",") if m.strip())
+    rows = run_bench(models, a.device, a.batch_size, modes=modes, repeat=a.repeat, seconds=a.seconds)
     print(format_table(rows))
     if a.json:
         write_json(rows, a.json)

@@ -199,6 +199,8 @@ class RunConfig(_Section):
     """auto: a bar on a terminal, log lines otherwise; bar; log; none."""
     tensorboard: bool = True
     """Also log to TensorBoard when it is installed."""
+    threads: int = 0
+    """CPU threads; 0 = auto: OMP_NUM_THREADS if set, else a fair share of the cores per job."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
@@ -208,6 +210,7 @@ class RunConfig(_Section):
         _positive("eval_every", self.eval_every, allow_zero=True)
         _positive("checkpoint_every", self.checkpoint_every, allow_zero=True)
         _positive("eval_batch_size", self.eval_batch_size)
+        _positive("threads", self.threads, allow_zero=True)
         self._check_choices()
 
 
@@ -412,6 +415,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 # data now lives, and a longer run. Anything else would silently change the experiment.
 RESUME_SAFE = {
     "run.device",
+    "run.threads",
     "run.progress",
     "run.eval_every",
     "run.checkpoint_every",

@@ -37,6 +37,7 @@ from ..evaluate import evaluate
 from ..io import atomic_write_text
 from ..models import ModelSpec, create_model, get_model_spec
 from ..speed import SpeedSettings, select_device
+from ..threads import ThreadPolicy
 from .checkpoint import Checkpoint, git_commit, load_checkpoint, save_checkpoint, unwrap
 from .config import TrainConfig, apply_layers, resume_config
 from .faults import Interrupted, RunError, StopSignals
@@ -76,6 +77,7 @@ class Trainer:
     lr: float = 0.0  # of the last step
     last_saved: int | None = None  # iteration of the last checkpoint written (or resumed from)
     signals: StopSignals = field(default_factory=lambda: StopSignals(enabled=False))
+    threads: ThreadPolicy = field(default_factory=ThreadPolicy)  # entered by train()
     _epoch_batches: tuple[int, Any] | None = None  # (epoch, iterator) being consumed
 
     @property
@@ -224,6 +226,7 @@ def run_interval(tr: Trainer, until: int) -> None:
     never = torch.tensor(2**62, device=dev)
     first_bad, it_dev = never.clone(), torch.tensor(st.iteration, device=dev)
     while st.iteration < until and tr.signals.received is None:
+        tr.threads.update()  # an auto job follows the other jobs on the machine (a clock read)
         x, y = tr.next_batch()
         tr.lr = current_lr(
             st.iteration,
@@ -485,29 +488,37 @@ def train(
     else:
         cfg, run_dir = start_run(apply_layers(cfg or TrainConfig(), layers), overwrite)
         ckpt = None
-    tr = build(cfg, run_dir, ckpt)
-    it = tr.state.iteration
-    tr.progress.log(header(tr) + (f", resumed at iteration {it}" if ckpt is not None else ""))
-    tr.progress.log("config: " + json.dumps(cfg.to_dict()))
-    if tr.dist.is_main:
-        if overwrite:
-            remove_run(run_dir)
+    with ThreadPolicy(cfg.run.threads) as threads:  # before build: loading uses them too
+        tr = build(cfg, run_dir, ckpt)
+        tr.threads = threads
+        it = tr.state.iteration
+        tr.progress.log(header(tr) + (f", resumed at iteration {it}" if ckpt is not None else ""))
+        tr.progress.log("config: " + json.dumps(cfg.to_dict()))
+        if tr.dist.is_main:
+            open_run_dir(tr, overwrite, resumed=ckpt is not None)
         try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
-            tr.log = MetricsLog(run_dir, it if ckpt is not None else None, cfg.run.tensorboard)
-        except OSError as e:
-            raise RunError(f"cannot write into the run directory {run_dir}: {e.strerror or e}") from e
+            with StopSignals() as tr.signals:
+                loop(tr, tr.total if stop_after is None else min(tr.total, stop_after))
+        finally:
+            tr.progress.close()
+            if tr.log is not None:
+                tr.log.close()
+        if tr.state.iteration == tr.total:
+            finish(tr)
+        return run_dir
+
+
+def open_run_dir(tr: Trainer, overwrite: bool, resumed: bool) -> None:
+    """The main process's files: config.json and the metrics log (appended on resume)."""
+    run_dir, cfg = tr.run_dir, tr.cfg
+    if overwrite:
+        remove_run(run_dir)
     try:
-        with StopSignals() as tr.signals:
-            loop(tr, tr.total if stop_after is None else min(tr.total, stop_after))
-    finally:
-        tr.progress.close()
-        if tr.log is not None:
-            tr.log.close()
-    if tr.state.iteration == tr.total:
-        finish(tr)
-    return run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+        tr.log = MetricsLog(run_dir, tr.state.iteration if resumed else None, cfg.run.tensorboard)
+    except OSError as e:
+        raise RunError(f"cannot write into the run directory {run_dir}: {e.strerror or e}") from e
 
 
 RUN_FILES = ("last.pt", "prev.pt", "metrics.jsonl", "final.json", "config.json", "responses.json")
@@ -524,7 +535,8 @@ def header(tr: Trainer) -> str:
     d, ipe = tr.data, tr.steps_per_epoch
     evals = ", ".join(f"{len(s)} {k}" for k, s in d.eval_sets().items())
     return (
-        f"reslearn {__version__}: {tr.spec.name} on {tr.device} ({tr.speed.describe()}), "
+        f"reslearn {__version__}: {tr.spec.name} on {tr.device} ({tr.speed.describe()}; "
+        f"{tr.threads.describe()}), "
         f"{tr.total} iterations of batch {tr.cfg.optim.batch_size} ({tr.total / ipe:.1f} epochs), "
         f"milestones {tr.milestones}, data {d.source} ({d.num_train} train, {evals})"
     )

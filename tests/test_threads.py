@@ -1,0 +1,95 @@
+"""Threads per process and several jobs on one machine (issue 13)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from reslearn import threads
+from reslearn.threads import ThreadPolicy, fair_share
+
+
+@pytest.fixture(autouse=True)
+def _keep_threads(monkeypatch):
+    n = torch.get_num_threads()
+    for k in threads.ENV_THREADS:
+        monkeypatch.delenv(k, raising=False)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize(
+    "cores, others, share",
+    [
+        (2, [], 2),
+        (2, ["auto"], 1),
+        (2, ["1"], 1),
+        (8, ["auto"], 4),
+        (8, ["2", "auto"], 3),
+        (2, ["2", "2"], 1),
+    ],
+)
+def test_fair_share(cores, others, share):
+    assert fair_share(cores, others) == share
+
+
+def test_an_auto_job_shares_the_cores_with_the_jobs_it_sees(tmp_path, monkeypatch):
+    monkeypatch.setattr(threads, "cpu_count", lambda: 4)
+    monkeypatch.setattr(threads, "RECHECK_S", 0.0)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with ThreadPolicy(0, tmp_path) as p:
+            assert (tmp_path / str(os.getpid())).read_text() == "auto"
+            assert p.update() == 4  # alone
+            (tmp_path / str(other.pid)).write_text("auto")
+            assert p.update() == 2  # another auto job started
+            (tmp_path / str(other.pid)).write_text("3")
+            assert p.update() == 1  # a job that fixed 3 threads leaves one core
+            other.kill()
+            other.wait()
+            assert p.update() == 4  # it died (SIGKILL: it left its file behind)
+            assert not (tmp_path / str(other.pid)).exists()  # which was swept
+        assert not (tmp_path / str(os.getpid())).exists()  # ours goes when the job ends
+    finally:
+        other.kill()
+
+
+def test_threads_flag_and_environment_are_respected(tmp_path, monkeypatch):
+    with ThreadPolicy(1, tmp_path) as p:
+        assert torch.get_num_threads() == 1 and p.update() == 1
+        assert (tmp_path / str(os.getpid())).read_text() == "1"
+        assert "--threads" in p.describe()
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    torch.set_num_threads(2)
+    (tmp_path / "1").write_text("auto")  # pid 1 is alive: another auto job
+    with ThreadPolicy(0, tmp_path) as p:
+        assert p.update(force=True) == 2 and "OMP_NUM_THREADS" in p.describe()
+    with pytest.raises(ValueError, match="-1"):
+        ThreadPolicy(-1, tmp_path)
+
+
+def test_train_threads_flag_is_used_and_logged(tiny_data, tmp_path, capsys):
+    from reslearn.cli import main
+
+    args = ["train", "--model", "cifar_resnet8", "--data-dir", str(tiny_data), "--no-download"]
+    args += ["--iterations", "2", "--batch-size", "16", "--out", str(tmp_path / "r"), "--device", "cpu"]
+    assert main([*args, "--threads", "1", "--progress", "log", "--no-tensorboard"]) == 0
+    assert "1 intra-op thread (--threads)" in capsys.readouterr().out
+    assert main(["train", "--threads", "-2", "--data-dir", str(tiny_data)]) == 2
+    assert "threads" in capsys.readouterr().err
+
+
+def test_loader_workers_run_one_thread():
+    from reslearn.data.base import make_loader
+
+    class Probe(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return torch.get_num_threads()
+
+    loader = make_loader(Probe(), [[0, 1], [2, 3]], 2, torch.device("cpu"), lambda xs: xs)
+    assert [n for batch in loader for n in batch] == [1, 1, 1, 1]
