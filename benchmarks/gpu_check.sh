@@ -2,7 +2,9 @@
 # GPU check for issue 4, run in ONE call of the device tool (H100), under 9 minutes:
 #   (a) `reslearn bench` for resnet20, resnet56, resnet110, resnet18, resnet50 (CUDA);
 #   (b) resnet56 with the paper's full schedule (64k iterations) on the CIFAR-10 JPEG copy,
-#       printing wall time and test error.
+#       printing wall time and test error;
+#   (c) issue 13's first-epoch study: resnet56, one epoch at lr 0.1, seeds 1-4, fp32 and
+#       bf16 (this CPU has no bf16 hardware: 12x slower there).
 #
 # Here (no GPU needed):   bash benchmarks/gpu_check.sh --prepare
 #   packs ../shared/data/cifar10-jpeg into .gpu_data/cifar10-jpeg.tar.gz (about 20 MB;
@@ -38,11 +40,15 @@ data=/tmp/cifar10-jpeg
 mkdir -p "$data" && tar -C "$data" -xzf .gpu_data/cifar10-jpeg.tar.gz
 
 echo "== (a) bench, all five models"
-timeout 200 $PY -m reslearn.cli bench --device cuda --seconds 1 --json "$OUT/bench.json" || echo "bench failed or timed out (rc=$?)"
+timeout 120 $PY -m reslearn.cli bench --device cuda --seconds 1 --json "$OUT/bench.json" || echo "bench failed or timed out (rc=$?)"
+
+echo "== (c) first epoch of resnet56, fp32 and bf16, seeds 1-4"
+timeout 110 $PY benchmarks/first_epoch.py --device cuda --out /tmp/first-epoch \
+  --report "$OUT/first_epoch_report.md" || echo "first epoch failed or timed out (rc=$?)"
 
 echo "== (b) resnet56, full paper schedule (64k iterations), compiled (CUDA graphs)"
 t0=$(date +%s)
-timeout 330 $PY -m reslearn.cli train --model resnet56 --data-dir "$data" --no-download \
+timeout 300 $PY -m reslearn.cli train --model resnet56 --data-dir "$data" --no-download \
   --iterations 64000 --device cuda --compile --eval-every 4000 --progress log \
   --out /tmp/run-resnet56 || echo "train failed or timed out (rc=$?)"
 t1=$(date +%s)
