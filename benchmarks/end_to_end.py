@@ -14,6 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import torch
+
 from reslearn.bench import bench_model
 from reslearn.speed import select_device
 from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, read_metrics, train
@@ -42,6 +44,7 @@ def main() -> None:
                 eval_every=a.iterations,
                 progress="none",
                 tensorboard=False,
+                threads=torch.get_num_threads(),  # the bench step's count, whatever else runs
             ),
         )
         rows = read_metrics(train(cfg))

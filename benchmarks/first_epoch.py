@@ -7,11 +7,13 @@ autocast of the training step; evaluation is always fp32). Everything else is th
 default (channels_last, fan_out init, per-pixel mean). Evaluations every 130 iterations,
 so the last row's training error covers the epoch's last third.
 
-Runs go to --out/<precision>-s<seed>/ (an ignored folder by default); finished runs are
+A variant is a precision with an optional init mode: fp32, bf16, fp32-fan_in, ...
+(fan_out, the default init, when none is named). Runs go to --out/<variant>-s<seed>/
+(an ignored folder by default); finished runs are
 skipped, so the script resumes. It writes --report (markdown) from whatever has finished.
 
 Usage: RESLEARN_DATA_ROOT=../shared/data OMP_NUM_THREADS=1 python benchmarks/first_epoch.py
-          [--seeds 1,2,3,4] [--precisions fp32,bf16] [--out runs/first-epoch]
+          [--seeds 1,2,3,4] [--variants fp32,bf16,fp32-fan_in] [--out runs/first-epoch]
           [--report docs/first-epoch/report.md]
 """
 
@@ -34,9 +36,10 @@ AMP = {"fp32": "off", "bf16": "bf16"}
 
 
 def run_one(
-    out: Path, data: str, precision: str, seed: int, model: str, threads: int, device: str
+    out: Path, data: str, variant: str, seed: int, model: str, threads: int, device: str
 ) -> list[dict]:
-    rd = out / f"{precision}-s{seed}"
+    rd = out / f"{variant}-s{seed}"
+    precision, _, init = variant.partition("-")
     rows = read_metrics(rd)
     if rows and rows[-1]["iteration"] >= EPOCH:
         return rows
@@ -44,7 +47,7 @@ def run_one(
         train(resume=rd, stop_after=EPOCH)
     else:
         cfg = TrainConfig(
-            ModelConfig(model),
+            ModelConfig(model, init_mode=init or "fan_out"),
             DataConfig(data, download=False),
             OptimConfig(iterations=64_000),  # the paper's schedule: lr 0.1 throughout epoch 1
             RunConfig(
@@ -94,15 +97,15 @@ def report(results: dict[str, dict[int, list[dict]]], model: str, device: str) -
         "(../shared/data/cifar10-jpeg). Recipe: lr 0.1, momentum 0.9, weight decay 1e-4, batch 128, "
         "per-pixel mean, fan_out init, channels_last; 390 iterations (one epoch, no lr drop).",
         "",
-        "| precision | seeds | " + " | ".join(t for _, t in keys) + " |",
+        "| variant | seeds | " + " | ".join(t for _, t in keys) + " |",
         "|---|---|" + "---|" * len(keys),
     ]
     for prec, runs in results.items():
         cells = [summary([rows[-1][k] for rows in runs.values()]) for k, _ in keys]
         lines.append(f"| {prec} | {', '.join(map(str, runs))} | " + " | ".join(cells) + " |")
     lines += ["", "Mean +- standard deviation over seeds (min-max).", ""]
-    if len(results) == 2:
-        (pa, ra), (pb, rb) = results.items()
+    (pa, ra), *others = results.items()
+    for pb, rb in others:  # every variant against the first
         for k, title in keys:
             a = [rows[-1][k] for rows in ra.values()]
             b = [rows[-1][k] for rows in rb.values()]
@@ -140,7 +143,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="resnet56")
     p.add_argument("--seeds", default="1,2,3,4")
-    p.add_argument("--precisions", default="fp32,bf16")
+    p.add_argument("--variants", default="fp32,bf16", help="precision[-init mode], comma-separated")
     p.add_argument("--out", default="runs/first-epoch")
     p.add_argument("--report", default="docs/first-epoch/report.md")
     p.add_argument("--threads", type=int, default=0, help="per run (0: auto)")
@@ -148,9 +151,13 @@ def main() -> None:
     a = p.parse_args()
     data = str(Path(os.environ.get("RESLEARN_DATA_ROOT", "../shared/data")) / "cifar10-jpeg")
     seeds = [int(s) for s in a.seeds.split(",")]
-    precisions = a.precisions.split(",")
+    precisions = a.variants.split(",")
+    for v in precisions:
+        prec, _, init = v.partition("-")
+        if prec not in AMP or init not in ("", "fan_in", "fan_out"):
+            raise SystemExit(f"unknown variant {v!r}: fp32 or bf16, optionally -fan_in or -fan_out")
     results: dict[str, dict[int, list[dict]]] = {p_: {} for p_ in precisions}
-    for seed in seeds:  # seed-major: both precisions advance together if the run is cut short
+    for seed in seeds:  # seed-major: the variants advance together if the study is cut short
         for prec in precisions:
             results[prec][seed] = run_one(Path(a.out), data, prec, seed, a.model, a.threads, a.device)
             text = report({k: v for k, v in results.items() if v}, a.model, describe(a.device))

@@ -38,6 +38,8 @@ def test_fair_share(cores, others, share):
 def test_an_auto_job_shares_the_cores_with_the_jobs_it_sees(tmp_path, monkeypatch):
     monkeypatch.setattr(threads, "cpu_count", lambda: 4)
     monkeypatch.setattr(threads, "RECHECK_S", 0.0)
+    before = 2
+    torch.set_num_threads(before)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         with ThreadPolicy(0, tmp_path) as p:
@@ -52,6 +54,7 @@ def test_an_auto_job_shares_the_cores_with_the_jobs_it_sees(tmp_path, monkeypatc
             assert p.update() == 4  # it died (SIGKILL: it left its file behind)
             assert not (tmp_path / str(other.pid)).exists()  # which was swept
         assert not (tmp_path / str(os.getpid())).exists()  # ours goes when the job ends
+        assert torch.get_num_threads() == before  # and the caller's setting comes back
     finally:
         other.kill()
 

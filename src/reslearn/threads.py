@@ -118,6 +118,7 @@ class ThreadPolicy:
         return f"{n} intra-op thread{'s' if n != 1 else ''} ({self.source})"
 
     def __enter__(self) -> ThreadPolicy:
+        self.before = torch.get_num_threads()  # restored on exit: the caller's setting
         if self.fixed is not None and torch.get_num_threads() != self.fixed:
             torch.set_num_threads(self.fixed)
         try:
@@ -132,6 +133,8 @@ class ThreadPolicy:
     def __exit__(self, *exc) -> None:
         if self.file is not None:
             self.file.unlink(missing_ok=True)
+        if torch.get_num_threads() != self.before:
+            torch.set_num_threads(self.before)
 
     def update(self, force: bool = False) -> int:
         """The thread count now in use, after adapting an auto job to the other jobs."""
