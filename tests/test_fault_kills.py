@@ -73,3 +73,38 @@ def test_a_second_signal_stops_at_once(tiny_data, tmp_path):
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)
     assert proc.returncode != 0
+
+
+@pytest.mark.parametrize("at", [4, 6, 12])  # inside an interval, its last step, the run's last step
+def test_a_signal_on_any_step_resumes_to_the_uninterrupted_run(tiny_data, tmp_path, monkeypatch, at):
+    """In process, so the signal lands on a chosen step (the subprocess test above cannot
+    choose): a signal during the last step of an interval must not lose its evaluation."""
+    from reslearn.train import TrainStep, train
+    from reslearn.train.faults import Interrupted
+
+    from .fault_helpers import small_cfg
+
+    ref = train(small_cfg(tiny_data, tmp_path / "ref", iterations=12))
+    step, calls = TrainStep.__call__, {"n": 0}
+
+    def signalling_step(self, x, y):
+        out = step(self, x, y)
+        calls["n"] += 1
+        if calls["n"] == at:
+            signal.raise_signal(signal.SIGTERM)  # the handler runs before this returns
+        return out
+
+    monkeypatch.setattr(TrainStep, "__call__", signalling_step)
+    run = tmp_path / "run"
+    if at < 12:
+        with pytest.raises(Interrupted, match=f"at iteration {at};"):
+            train(small_cfg(tiny_data, run, iterations=12))
+        assert load_checkpoint(run).iteration == at
+        monkeypatch.setattr(TrainStep, "__call__", step)
+        train(resume=str(run))
+    else:  # the signal came with the last step: the run is finished, not interrupted
+        train(small_cfg(tiny_data, run, iterations=12))
+    assert (run / "final.json").exists()
+    assert rows(run) == rows(ref) and len(rows(ref)) == 2
+    a, b = load_checkpoint(ref).model, load_checkpoint(run).model
+    assert all(torch.equal(a[k], b[k]) for k in a)

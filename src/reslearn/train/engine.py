@@ -416,16 +416,18 @@ def next_boundary(tr: Trainer, stop_at: int) -> int:
 def loop(tr: Trainer, stop_at: int) -> None:
     while tr.state.iteration < stop_at:
         run_interval(tr, next_boundary(tr, stop_at))
-        if tr.signals.received is not None:
+        it = tr.state.iteration
+        # An interval that reached its boundary is evaluated even when a signal came during
+        # its last step: a resumed run starts after the boundary and would never write that row.
+        if it % tr.eval_every == 0 or it == tr.total:
+            report(tr)
+        if tr.signals.received is not None and it < stop_at:
             save(tr)  # the current iteration, between evaluations if need be
             raise Interrupted(
                 tr.signals.received,
-                f"stopped by {signal.Signals(tr.signals.received).name} at iteration {tr.state.iteration}; "
+                f"stopped by {signal.Signals(tr.signals.received).name} at iteration {it}; "
                 f"checkpoint written: continue with reslearn train --resume {tr.run_dir}",
             )
-        it = tr.state.iteration
-        if it % tr.eval_every == 0 or it == tr.total:
-            report(tr)
         if it % tr.ckpt_every == 0 or it == tr.total or it == stop_at:
             save(tr)
 
