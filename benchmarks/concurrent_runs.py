@@ -63,10 +63,10 @@ def main() -> None:
     print(f"{'variant':<44}{'alone img/s':>12}{'two at once img/s':>22}{'each keeps':>18}")
     with tempfile.TemporaryDirectory() as tmp:
         together(Path(tmp), data, a, 1, ["--threads", "1"], "warm")  # decode cache, page cache
-        for name, extra in variants.items():
+        for i, (name, extra) in enumerate(variants.items()):
             t0 = time.perf_counter()
-            (solo,) = together(Path(tmp), data, a, 1, extra, f"solo{len(name)}")
-            pair = together(Path(tmp), data, a, 2, extra, f"pair{len(name)}")
+            (solo,) = together(Path(tmp), data, a, 1, extra, f"solo{i}")
+            pair = together(Path(tmp), data, a, 2, extra, f"pair{i}")
             keeps = ", ".join(f"{100 * r / solo:.0f}%" for r in pair)
             pair_s = ", ".join(f"{r:.1f}" for r in pair)
             print(f"{name:<44}{solo:>12.1f}{pair_s:>22}{keeps:>18}   ({time.perf_counter() - t0:.0f} s)")

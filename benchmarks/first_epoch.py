@@ -153,14 +153,14 @@ def main() -> None:
     a = p.parse_args()
     data = str(Path(os.environ.get("RESLEARN_DATA_ROOT", "../shared/data")) / "cifar10-jpeg")
     seeds = [int(s) for s in a.seeds.split(",")]
-    precisions = a.variants.split(",")
-    for v in precisions:
+    variants = a.variants.split(",")
+    for v in variants:
         prec, _, init = v.partition("-")
         if prec not in AMP or init not in ("", "fan_in", "fan_out"):
             raise SystemExit(f"unknown variant {v!r}: fp32 or bf16, optionally -fan_in or -fan_out")
-    results: dict[str, dict[int, list[dict]]] = {p_: {} for p_ in precisions}
+    results: dict[str, dict[int, list[dict]]] = {v: {} for v in variants}
     for seed in seeds:  # seed-major: the variants advance together if the study is cut short
-        for prec in precisions:
+        for prec in variants:
             if a.report_only:
                 rows = read_metrics(Path(a.out) / f"{prec}-s{seed}")
                 if not rows or rows[-1]["iteration"] < EPOCH:

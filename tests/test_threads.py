@@ -40,6 +40,7 @@ def test_an_auto_job_shares_the_cores_with_the_jobs_it_sees(tmp_path, monkeypatc
     monkeypatch.setattr(threads, "RECHECK_S", 0.0)
     before = 2
     torch.set_num_threads(before)
+    assert ThreadPolicy(0, tmp_path).update(force=True) == before  # not entered: changes nothing
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         with ThreadPolicy(0, tmp_path) as p:

@@ -43,22 +43,22 @@ DEFAULT_REPEAT = 5
 DEFAULT_SECONDS = 4.0  # training window; about a minute per model for two modes on CPU
 
 
+# name -> the settings of that mode on a device (what `--modes` accepts)
+_MODES = {
+    "baseline": lambda dev: SpeedSettings.baseline(),  # eager NCHW fp32
+    "reslearn": SpeedSettings.fast,  # what `reslearn train` uses by default on this device
+    "channels_last": lambda dev: SpeedSettings(channels_last=True),
+    "bf16": lambda dev: SpeedSettings(channels_last=True, amp_dtype=torch.bfloat16),
+    "compile": lambda dev: replace(SpeedSettings.fast(dev), compile=True),
+    "compile_bf16": lambda dev: SpeedSettings(channels_last=True, amp_dtype=torch.bfloat16, compile=True),
+}
+MODES = tuple(_MODES)
+
+
 def _mode_settings(mode: str, device: torch.device) -> SpeedSettings:
-    fast = SpeedSettings.fast(device)
-    modes = {
-        "baseline": SpeedSettings.baseline(),  # eager NCHW fp32
-        "reslearn": fast,  # what `reslearn train` uses by default on this device
-        "channels_last": SpeedSettings(channels_last=True),
-        "bf16": SpeedSettings(channels_last=True, amp_dtype=torch.bfloat16),
-        "compile": replace(fast, compile=True),
-        "compile_bf16": SpeedSettings(channels_last=True, amp_dtype=torch.bfloat16, compile=True),
-    }
-    if mode not in modes:
-        raise ValueError(f"unknown bench mode {mode!r} (choose from {', '.join(modes)})")
-    return modes[mode]
-
-
-MODES = ("baseline", "reslearn", "channels_last", "bf16", "compile", "compile_bf16")
+    if mode not in _MODES:
+        raise ValueError(f"unknown bench mode {mode!r} (choose from {', '.join(MODES)})")
+    return _MODES[mode](device)
 
 
 @dataclass
@@ -91,11 +91,6 @@ class BenchRow:
     @property
     def train_fraction(self) -> float:
         return self.train_img_s / self.ceiling_train_img_s
-
-    @property
-    def train_spread(self) -> float:
-        """Half the min-max range of the per-round ratio, relative to its median."""
-        return (self.train_ratio_max - self.train_ratio_min) / 2 / self.train_ratio
 
 
 def _sync(device: torch.device) -> None:
@@ -151,7 +146,7 @@ class _Candidate:
     def __init__(self, name: str, mode: str, device: torch.device, bs: int) -> None:
         torch.manual_seed(0)  # the same weights and batch for every mode
         spec = get_model_spec(name)
-        self.mode, self.device, self.bs = mode, device, bs
+        self.mode, self.device = mode, device
         self.speed = _mode_settings(mode, device)
         model = create_model(name).to(device)
         self.macs = complexity(model, spec.input_size).macs

@@ -66,13 +66,12 @@ def init_from_env(device: torch.device) -> DistInfo:
     if launched_world_size() <= 1 or tdist.is_initialized():
         return current()
     timeout = timedelta(seconds=float(os.environ.get("RESLEARN_DIST_TIMEOUT", DEFAULT_TIMEOUT_S)))
+    store = _attempt_store(timeout)
     if device.type == "cuda":
         torch.cuda.set_device(local_device(device))
-        tdist.init_process_group(
-            "nccl", timeout=timeout, device_id=local_device(device), **_attempt_store(timeout)
-        )
+        tdist.init_process_group("nccl", timeout=timeout, device_id=local_device(device), **store)
     else:
-        tdist.init_process_group("gloo", timeout=timeout, **_attempt_store(timeout))
+        tdist.init_process_group("gloo", timeout=timeout, **store)
     return current()
 
 
@@ -84,8 +83,7 @@ def _attempt_store(timeout: timedelta) -> dict:
     it every time, so a restarted rank can read the address its dead peer published in
     the previous attempt and fail to connect (gloo "connectFullMesh ... Connection
     refused", NCCL's unique id likewise: pytorch/pytorch#135712; seen in our CI on torch
-    2.14.1). Keys under
-    ``reslearn/attempt{TORCHELASTIC_RESTART_COUNT}`` cannot be stale. The count is the
+    2.14.1). Keys under ``reslearn/attempt{TORCHELASTIC_RESTART_COUNT}`` cannot be stale. The count is the
     same for every process of one agent (one machine); across machines torch does not
     guarantee that, so multi-machine jobs that restart should set
     ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` (a fresh store per attempt; no prefix then).

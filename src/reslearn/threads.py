@@ -111,6 +111,7 @@ class ThreadPolicy:
         else:
             self.source = "auto: a fair share of the cores"
         self.file: Path | None = None
+        self.active = False  # only an entered policy changes threads
         self.next_check = 0.0
 
     def describe(self) -> str:
@@ -119,6 +120,7 @@ class ThreadPolicy:
 
     def __enter__(self) -> ThreadPolicy:
         self.before = torch.get_num_threads()  # restored on exit: the caller's setting
+        self.active = True
         if self.fixed is not None and torch.get_num_threads() != self.fixed:
             torch.set_num_threads(self.fixed)
         try:
@@ -133,13 +135,14 @@ class ThreadPolicy:
     def __exit__(self, *exc) -> None:
         if self.file is not None:
             self.file.unlink(missing_ok=True)
+        self.active = False
         if torch.get_num_threads() != self.before:
             torch.set_num_threads(self.before)
 
     def update(self, force: bool = False) -> int:
         """The thread count now in use, after adapting an auto job to the other jobs."""
         now = time.monotonic()
-        if self.fixed is None and (force or now >= self.next_check):
+        if self.active and self.fixed is None and (force or now >= self.next_check):
             self.next_check = now + RECHECK_S
             share = fair_share(cpu_count(), other_jobs(self.directory, os.getpid()))
             if share != torch.get_num_threads():
