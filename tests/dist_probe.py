@@ -88,6 +88,25 @@ def flaky_mode(out: Path, argv: list[str]) -> None:
     sys.exit(main(argv))
 
 
+def signal_mode(argv: list[str]) -> None:
+    """``reslearn train ARGV`` in which only rank 1 receives SIGTERM, during its second step
+    (a signal to one worker, or one that reaches the workers at different moments)."""
+    from reslearn.cli import main
+    from reslearn.train import TrainStep
+
+    step, calls = TrainStep.__call__, [0]
+
+    def signalling_step(self, x, y):
+        out = step(self, x, y)
+        calls[0] += 1
+        if os.environ["RANK"] == "1" and calls[0] == 2:
+            signal.raise_signal(signal.SIGTERM)
+        return out
+
+    TrainStep.__call__ = signalling_step
+    sys.exit(main(argv))
+
+
 def _slow_after_rendezvous(seconds: float) -> None:
     """Rank 0 of the restarted job pauses between reaching torchrun's store and joining
     the process group, so rank 1 reads the store first, while it still holds what rank 0
@@ -115,5 +134,7 @@ if __name__ == "__main__":
         die_mode(out)
     elif mode == "flaky":
         flaky_mode(out, sys.argv[3:])
+    elif mode == "signal":
+        signal_mode(sys.argv[3:])
     else:
         raise SystemExit(f"unknown mode {mode!r}")

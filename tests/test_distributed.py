@@ -191,3 +191,42 @@ def test_max_restarts_resumes_from_the_last_checkpoint(data128, tmp_path):
     assert (tmp_path / "killed-once").exists()  # rank 1 did die once
     assert "resumed at iteration" in r.stdout + r.stderr  # at 2 or 4: rank 0 may not have saved 4 yet
     assert _rows(tmp_path / "run") == _rows(tmp_path / "ref")
+
+
+def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(data128, tmp_path):
+    """Rank 1 alone gets SIGTERM during step 2: the ranks vote, both stop after step 3 with
+    one checkpoint (not rank 1 alone, leaving rank 0 in a mismatched collective), and the
+    resumed job equals the uninterrupted one."""
+    common = [
+        "train",
+        "--model",
+        "cifar_resnet8",
+        "--data-dir",
+        str(data128),
+        "--no-download",
+        "--batch-size",
+        "64",
+        "--iterations",
+        "8",
+        "--eval-every",
+        "4",
+        "--device",
+        "cpu",
+        "--progress",
+        "log",
+        "--no-tensorboard",
+        "--amp",
+        "off",
+    ]
+    env = {"RESLEARN_DIST_TIMEOUT": "30"}
+    ref = torchrun("-m", "reslearn", *common, "--out", str(tmp_path / "ref"), env=env)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    run = tmp_path / "run"
+    t0 = time.time()
+    r = torchrun(PROBE, "signal", str(tmp_path), *common, "--out", str(run), env=env)
+    assert r.returncode != 0 and time.time() - t0 < 60, r.stderr[-3000:]
+    assert r.stderr.count("stopped by SIGTERM at iteration 3;") == 2, r.stderr[-3000:]  # both ranks
+    assert load_checkpoint(run).iteration == 3
+    res = torchrun("-m", "reslearn", "train", "--resume", str(run), "--progress", "none", env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert _rows(run) == _rows(tmp_path / "ref")

@@ -225,7 +225,7 @@ def run_interval(tr: Trainer, until: int) -> None:
     # The first iteration with a non-finite loss (policy "stop"), counted on the device.
     never = torch.tensor(2**62, device=dev)
     first_bad, it_dev = never.clone(), torch.tensor(st.iteration, device=dev)
-    while st.iteration < until and tr.signals.received is None:
+    while st.iteration < until and not tr.signals.stop_now():
         tr.threads.update()  # an auto job follows the other jobs on the machine (a clock read)
         x, y = tr.next_batch()
         tr.lr = current_lr(
@@ -421,11 +421,12 @@ def loop(tr: Trainer, stop_at: int) -> None:
         # its last step: a resumed run starts after the boundary and would never write that row.
         if it % tr.eval_every == 0 or it == tr.total:
             report(tr)
-        if tr.signals.received is not None and it < stop_at:
+        signum = tr.signals.settle()  # the same answer in every process
+        if signum is not None and it < stop_at:
             save(tr)  # the current iteration, between evaluations if need be
             raise Interrupted(
-                tr.signals.received,
-                f"stopped by {signal.Signals(tr.signals.received).name} at iteration {it}; "
+                signum,
+                f"stopped by {signal.Signals(signum).name} at iteration {it}; "
                 f"checkpoint written: continue with reslearn train --resume {tr.run_dir}",
             )
         if it % tr.ckpt_every == 0 or it == tr.total or it == stop_at:
@@ -499,7 +500,7 @@ def train(
         if tr.dist.is_main:
             open_run_dir(tr, overwrite, resumed=ckpt is not None)
         try:
-            with StopSignals() as tr.signals:
+            with StopSignals(world_size=tr.dist.world_size) as tr.signals:
                 loop(tr, tr.total if stop_after is None else min(tr.total, stop_after))
         finally:
             tr.progress.close()

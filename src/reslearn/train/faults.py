@@ -10,6 +10,9 @@ import signal
 import sys
 import threading
 
+import torch
+import torch.distributed as tdist
+
 
 class RunError(RuntimeError):
     """Training cannot go on; the message says why and what was kept."""
@@ -33,10 +36,53 @@ class StopSignals:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, world_size: int = 1) -> None:
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self.received: int | None = None
+        self.received: int | None = None  # by this process
+        self.agreed: int | None = None  # the signal every process stops for
         self._previous: dict = {}
+        # With several processes the decision to stop is voted, so every process stops after
+        # the same step (a signal reaches each at a different moment, or only one of them;
+        # one that stopped alone would leave the others in a mismatched collective). The vote
+        # runs in a gloo group of its own: on CPU beside NCCL's GPU work, never between the
+        # default group's collectives. Its tensor holds the largest signal number seen.
+        self._group = tdist.new_group(backend="gloo") if world_size > 1 else None
+        self._flag = torch.zeros(1, dtype=torch.int32)
+        self._vote: tdist.Work | None = None
+
+    def stop_now(self) -> bool:
+        """Asked before every step. One process: whether a signal came. Several: each step
+        publishes this process's flag (asynchronously) and reads the previous step's vote, so
+        all stop at the same step, one or two steps after the first signal, at no wait."""
+        if self._group is None:
+            self.agreed = self.received
+            return self.received is not None
+        if self.agreed is None and self._vote is not None:
+            self._collect()
+        if self.agreed is not None:
+            return True
+        self._flag.fill_(self.received or 0)
+        self._vote = tdist.all_reduce(self._flag, op=tdist.ReduceOp.MAX, group=self._group, async_op=True)
+        return False
+
+    def settle(self) -> int | None:
+        """At the end of an interval: the signal every process stops for, or None (a
+        blocking vote where the last step's has not decided already)."""
+        if self._group is None:
+            self.agreed = self.received
+            return self.agreed
+        if self._vote is not None:
+            self._collect()
+        if self.agreed is None:
+            self._flag.fill_(self.received or 0)
+            tdist.all_reduce(self._flag, op=tdist.ReduceOp.MAX, group=self._group)
+            self.agreed = int(self._flag.item()) or None
+        return self.agreed
+
+    def _collect(self) -> None:
+        self._vote.wait()
+        self._vote = None
+        self.agreed = int(self._flag.item()) or None
 
     def _handle(self, signum, frame) -> None:
         self.received = signum
