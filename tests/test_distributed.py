@@ -39,6 +39,15 @@ def data128(tmp_path):
     return write_pickle_cifar(tmp_path / "c10", per_batch=52, test=60)  # 260 train images
 
 
+def _train_argv(data, eval_every: int) -> list[str]:
+    """`reslearn train` of 8 iterations of a tiny net in fp32 on CPU, batch 64 (32 a rank)."""
+    return [
+        "train", "--model", "cifar_resnet8", "--data-dir", str(data), "--no-download",
+        "--batch-size", "64", "--iterations", "8", "--eval-every", str(eval_every),
+        "--device", "cpu", "--progress", "log", "--no-tensorboard", "--amp", "off",
+    ]  # fmt: skip
+
+
 def _rows(run):
     return [{k: v for k, v in r.items() if k not in TIMING} for r in read_metrics(run)]
 
@@ -153,27 +162,7 @@ def test_a_killed_rank_ends_the_job_quickly(tmp_path):
 
 
 def test_max_restarts_resumes_from_the_last_checkpoint(data128, tmp_path):
-    common = [
-        "train",
-        "--model",
-        "cifar_resnet8",
-        "--data-dir",
-        str(data128),
-        "--no-download",
-        "--batch-size",
-        "64",
-        "--iterations",
-        "8",
-        "--eval-every",
-        "2",
-        "--device",
-        "cpu",
-        "--progress",
-        "log",
-        "--no-tensorboard",
-        "--amp",
-        "off",
-    ]
+    common = _train_argv(data128, eval_every=2)
     ref = torchrun("-m", "reslearn", *common, "--out", str(tmp_path / "ref"))
     assert ref.returncode == 0, ref.stderr[-2000:]
     r = torchrun(
@@ -197,27 +186,7 @@ def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(data128, tmp_pat
     """Rank 1 alone gets SIGTERM during step 2: the ranks vote, both stop after step 3 with
     one checkpoint (not rank 1 alone, leaving rank 0 in a mismatched collective), and the
     resumed job equals the uninterrupted one."""
-    common = [
-        "train",
-        "--model",
-        "cifar_resnet8",
-        "--data-dir",
-        str(data128),
-        "--no-download",
-        "--batch-size",
-        "64",
-        "--iterations",
-        "8",
-        "--eval-every",
-        "4",
-        "--device",
-        "cpu",
-        "--progress",
-        "log",
-        "--no-tensorboard",
-        "--amp",
-        "off",
-    ]
+    common = _train_argv(data128, eval_every=4)
     env = {"RESLEARN_DIST_TIMEOUT": "30"}
     ref = torchrun("-m", "reslearn", *common, "--out", str(tmp_path / "ref"), env=env)
     assert ref.returncode == 0, ref.stderr[-2000:]
