@@ -124,6 +124,23 @@ def test_verdicts_say_no_when_the_numbers_say_no(tmp_path):
     assert v[2].startswith("ResNet responses smaller than plain: no")
 
 
+def test_verdicts_say_when_the_seeds_do_not_separate_two_nets(tmp_path):
+    # resnet20 seeds end at train 20/24 (range 4), resnet56 at 21/22: the means differ by
+    # 0.5 points, well inside one net's own seed range, so "yes" comes with that caveat;
+    # the test errors (30/31 against 20/21) are separated by 10 points > range 1.
+    _fake_run(tmp_path, "resnet20", 1, [40, 20], [40, 30])
+    _fake_run(tmp_path, "resnet20", 2, [40, 24], [40, 31])
+    _fake_run(tmp_path, "resnet56", 1, [40, 21], [40, 20])
+    _fake_run(tmp_path, "resnet56", 2, [40, 22], [40, 21])
+    runs = collect_runs(tmp_path)
+    v = verdicts(runs, summarize(runs))
+    assert v[1] == (
+        "deeper ResNet has lower training/test error: yes (resnet56 train 21.50% / test 20.50% vs "
+        "resnet20 train 22.00% / test 30.50%; train gap 0.50 points within the seed range 4.00: "
+        "these seeds do not separate them; test gap 10.00 points > seed range 1.00)"
+    )
+
+
 def test_reproduce_skips_finished_and_resumes_interrupted(tmp_path, monkeypatch):
     from reslearn.reproduce import cifar as rc
     from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, train

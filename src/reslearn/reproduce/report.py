@@ -158,6 +158,26 @@ def mean_response(runs: list[Run], model: str) -> float | None:
     return statistics.fmean(vals) if vals else None
 
 
+def _seed_note(a: ModelSummary, b: ModelSummary, which: str) -> str:
+    """Whether the seeds separate two nets on one error (``which``: train or test).
+
+    A gap between two means says nothing when one net's own seeds differ by more: then
+    the note says so. With one seed on either side the noise is unmeasured and there is
+    no note. The range (max - min) is used, not a std, because two or three seeds are
+    all a CPU study has."""
+    ea, eb = (a.train_errs, b.train_errs) if which == "train" else (a.test_errs, b.test_errs)
+    if len(ea) < 2 or len(eb) < 2:
+        return ""
+    gap = abs(statistics.fmean(eb) - statistics.fmean(ea))
+    spread = max(max(ea) - min(ea), max(eb) - min(eb))
+    if gap > spread:
+        return f"{which} gap {gap:.2f} points > seed range {spread:.2f}"
+    return (
+        f"{which} gap {gap:.2f} points within the seed range {spread:.2f}: "
+        "these seeds do not separate them"
+    )
+
+
 def verdicts(runs: list[Run], summary: dict[str, ModelSummary]) -> list[str]:
     """The paper's claims, each answered from the measured numbers."""
     done = {m: s for m, s in summary.items() if s.test_errs}
@@ -167,9 +187,11 @@ def verdicts(runs: list[Run], summary: dict[str, ModelSummary]) -> list[str]:
     if len(plains) >= 2:
         a, b = done[plains[0]], done[plains[-1]]
         yes = b.train_mean > a.train_mean
+        note = _seed_note(a, b, "train")
         lines.append(
             f"deeper plain net has higher training error: {'yes' if yes else 'no'} "
-            f"({b.model} {b.train_mean:.2f}% vs {a.model} {a.train_mean:.2f}%)"
+            f"({b.model} {b.train_mean:.2f}% vs {a.model} {a.train_mean:.2f}%"
+            + (f"; {note})" if note else ")")
         )
     else:
         lines.append("deeper plain net has higher training error: not measured (need two plain depths)")
@@ -179,7 +201,9 @@ def verdicts(runs: list[Run], summary: dict[str, ModelSummary]) -> list[str]:
         lines.append(
             f"deeper ResNet has lower training/test error: {'yes' if yes else 'no'} "
             f"({b.model} train {b.train_mean:.2f}% / test {b.mean:.2f}% vs "
-            f"{a.model} train {a.train_mean:.2f}% / test {a.mean:.2f}%)"
+            f"{a.model} train {a.train_mean:.2f}% / test {a.mean:.2f}%"
+            + "".join(f"; {n}" for n in (_seed_note(a, b, "train"), _seed_note(a, b, "test")) if n)
+            + ")"
         )
     else:
         lines.append("deeper ResNet has lower training/test error: not measured (need two ResNet depths)")
