@@ -97,3 +97,35 @@ def test_loader_workers_run_one_thread():
 
     loader = make_loader(Probe(), [[0, 1], [2, 3]], 2, torch.device("cpu"), lambda xs: xs)
     assert [n for batch in loader for n in batch] == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("command", ["eval", "predict", "bench"])
+def test_eval_predict_and_bench_register_as_jobs(command, tmp_path, monkeypatch, capsys):
+    """They compute like training does: a training job beside them must see them (and give
+    up a share of the cores), and --threads fixes their count like train's."""
+    from reslearn import bench, evaluate, predict
+    from reslearn.cli import main
+
+    monkeypatch.setenv("RESLEARN_JOBS_DIR", str(tmp_path))
+    seen = []
+
+    def record(*args, **kwargs):
+        seen.append((torch.get_num_threads(), (tmp_path / str(os.getpid())).read_text()))
+        if command == "eval":
+            return {"model": "m", "iteration": 0, "images": 1, "split": "test", "data": "d",
+                    "views": "single", "top1_err": 0.0, "top5_err": 0.0}
+        return ([], []) if command == "predict" else []
+
+    monkeypatch.setattr(evaluate, "evaluate_checkpoint", record)
+    monkeypatch.setattr(predict, "predict_files", record)
+    monkeypatch.setattr(bench, "run_bench", record)
+    monkeypatch.setattr(bench, "format_table", lambda rows: "")
+    args = {"eval": ["eval", "ckpt.pt"], "predict": ["predict", "ckpt.pt", "x.jpg"], "bench": ["bench"]}
+    before = torch.get_num_threads()
+    assert main([*args[command], "--threads", "1"]) == 0
+    assert seen == [(1, "1")]
+    assert not (tmp_path / str(os.getpid())).exists() and torch.get_num_threads() == before
+    assert main([*args[command]]) == 0
+    assert seen[1][1] == "auto"
+    assert main([*args[command], "--threads", "-1"]) == 2
+    assert "-1" in capsys.readouterr().err

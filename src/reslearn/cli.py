@@ -224,6 +224,25 @@ def _cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_threads(s) -> None:
+    s.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="intra-op threads (default 0: OMP_NUM_THREADS if set, else a fair share of the cores "
+        "beside the other reslearn jobs running)",
+    )
+
+
+def _thread_job(a: argparse.Namespace):
+    """eval, predict and bench compute like a training job: they register as one, so a
+    training run beside them gives up its share of the cores and takes it back after
+    (reslearn.threads). An auto job takes its share when it starts."""
+    from .threads import ThreadPolicy
+
+    return ThreadPolicy(a.threads)
+
+
 def _add_eval(sub) -> None:
     s = sub.add_parser(
         "eval",
@@ -244,6 +263,7 @@ def _add_eval(sub) -> None:
     s.add_argument("--batch-size", type=int, default=None, help="default 1000 (CIFAR), 50 (ImageNet)")
     s.add_argument("--workers", type=int, default=0, help="ImageNet decode workers; 0 = one per core")
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    _add_threads(s)
     s.set_defaults(fn=_cmd_eval)
 
 
@@ -254,15 +274,16 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
     if a.batch_size is not None and a.batch_size < 1:
         raise ValueError(f"--batch-size must be positive, got {a.batch_size}")
-    res = evaluate_checkpoint(
-        a.checkpoint,
-        data_dir=a.data_dir,
-        views=a.views,
-        class_index=a.class_index,
-        device=a.device,
-        batch_size=a.batch_size,
-        workers=a.workers,
-    )
+    with _thread_job(a):
+        res = evaluate_checkpoint(
+            a.checkpoint,
+            data_dir=a.data_dir,
+            views=a.views,
+            class_index=a.class_index,
+            device=a.device,
+            batch_size=a.batch_size,
+            workers=a.workers,
+        )
     if a.json:
         print(json.dumps(res))
     else:
@@ -294,7 +315,7 @@ def _add_bench(sub) -> None:
     s.add_argument(
         "--seconds", type=float, default=4.0, help="training window per mode and round (default 4)"
     )
-    s.add_argument("--threads", type=int, default=0, help="intra-op threads (0: torch's default)")
+    _add_threads(s)
     s.add_argument("--json", default=None, metavar="FILE", help="write the rows as JSON")
     s.set_defaults(fn=_cmd_bench)
 
@@ -307,14 +328,9 @@ def _cmd_bench(a: argparse.Namespace) -> int:
         raise ValueError(f"--models is empty: {a.models!r}")
     if a.batch_size is not None and a.batch_size < 1:
         raise ValueError(f"--batch-size must be positive, got {a.batch_size}")
-    if a.threads < 0:
-        raise ValueError(f"--threads must be >= 0 (0: torch's default), got {a.threads}")
-    if a.threads:
-        import torch
-
-        torch.set_num_threads(a.threads)
     modes = tuple(m.strip() for m in a.modes.split(",") if m.strip())
-    rows = run_bench(models, a.device, a.batch_size, modes=modes, repeat=a.repeat, seconds=a.seconds)
+    with _thread_job(a):
+        rows = run_bench(models, a.device, a.batch_size, modes=modes, repeat=a.repeat, seconds=a.seconds)
     print(format_table(rows))
     if a.json:
         write_json(rows, a.json)
@@ -450,6 +466,7 @@ def _add_predict(sub) -> None:
     s.add_argument("--json", action="store_true", help="one JSON list on stdout")
     s.add_argument("--device", default="auto")
     s.add_argument("--batch-size", type=int, default=64)
+    _add_threads(s)
     s.set_defaults(fn=_cmd_predict)
 
 
@@ -460,7 +477,8 @@ def _cmd_predict(a: argparse.Namespace) -> int:
 
     if a.top_k < 1 or a.batch_size < 1:
         raise ValueError(f"--top-k and --batch-size must be positive, got {a.top_k} and {a.batch_size}")
-    results, failed = predict_files(a.checkpoint, a.images, a.top_k, a.device, a.batch_size)
+    with _thread_job(a):
+        results, failed = predict_files(a.checkpoint, a.images, a.top_k, a.device, a.batch_size)
     for path, err in failed:
         print(f"reslearn predict: cannot read {path}: {err}", file=sys.stderr)
     if a.json:

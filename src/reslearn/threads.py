@@ -4,13 +4,14 @@ Two torch processes that each run one intra-op thread per core on the same cores
 share them fairly: OpenMP threads wait for each other at every parallel region, and a
 region cannot end while one of its threads is descheduled, so each job kept only 19% of
 its solo rate on our 2-core machine (docs/performance.md). The remedy is to give each
-job its share of the cores, which this module does by default for training jobs:
+job its share of the cores, which this module does by default for every reslearn job that
+computes (train and reproduce; eval, predict and bench through the command line):
 
 - ``--threads N`` (``run.threads``) fixes N intra-op threads.
 - Otherwise, when the user set ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` (torchrun sets
   ``OMP_NUM_THREADS=1`` for each of several processes), torch already follows it and the
   count is left alone.
-- Otherwise (auto) each running reslearn training job registers itself in a per-user
+- Otherwise (auto) each running reslearn job registers itself in a per-user
   directory (``$RESLEARN_JOBS_DIR``, default ``<tmp>/reslearn-<uid>/jobs``): a file named
   by its pid, holding the threads it uses ("auto" for an auto job). An auto job takes
   ``(cores - threads of the fixed jobs) // (auto jobs)`` threads, at least one, and looks
@@ -94,7 +95,7 @@ def fair_share(cores: int, others: list[str]) -> int:
 
 
 class ThreadPolicy:
-    """Sets this process's intra-op threads for a training job and keeps its share fair.
+    """Sets this process's intra-op threads for a job and keeps its share fair.
 
     Use as a context manager around the training loop; call :meth:`update` often (it
     looks at the other jobs at most every ``RECHECK_S`` seconds)."""
