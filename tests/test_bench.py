@@ -44,12 +44,31 @@ def test_rounds_interleave_and_ratios_are_paired(monkeypatch):
         ("baseline", "reslearn"),
         repeat=4,
         seconds=1,
-        rates={torch.float32: 1e9},
+        ceilings={"baseline": (0.25, 0.1), "reslearn": (0.2, 0.1)},
     )
     assert calls == ["baseline", "reslearn", "reslearn", "baseline"] * 2
     fast = rows[1]
     assert fast.train_ratio == fast.train_ratio_min == fast.train_ratio_max == 2.0
     assert fast.train_img_s_min == pytest.approx(2 / 1.5) and fast.train_img_s_max == pytest.approx(4.0)
+    assert fast.ceiling_train_img_s == pytest.approx(10.0)  # batch 2 over 0.2 s of layers
+    assert fast.train_fraction == pytest.approx(fast.train_img_s / 10.0)
+
+
+def test_the_ceiling_times_every_convolution_and_the_fc_at_its_real_shape():
+    """resnet20 (option A: no shortcut convolutions): the stem, 18 block convolutions and
+    the fc; the stem's input needs no gradient, every later layer's does; identical calls
+    are timed once and counted."""
+    torch.manual_seed(0)
+    model = bench.create_model("resnet20")
+    calls = bench._layer_calls(model, torch.randn(4, 3, 32, 32))
+    assert sum(calls.values()) == 20 and len(calls) == 7  # stem, 2 per stage (+1 strided), fc
+    first = [k for k in calls if k[1] == (4, 3, 32, 32)]
+    assert len(first) == 1 and first[0][2] is False and calls[first[0]] == 1
+    assert all(needs for (_, shape, needs) in calls if shape != (4, 3, 32, 32))
+    assert calls[next(k for k in calls if isinstance(k[0], torch.nn.Linear))] == 1
+    x, cpu = torch.randn(4, 3, 32, 32), torch.device("cpu")
+    train_s, infer_s = bench.arithmetic_seconds(model, x, bench.SpeedSettings(), cpu)
+    assert train_s > infer_s > 0
 
 
 def test_bad_bench_arguments_are_named():
@@ -66,7 +85,7 @@ def test_bench_cli_json(tmp_path, capsys):
     rows = json.loads(out.read_text())
     for k in ("model", "mode", "device", "batch_size", "train_img_s", "train_ratio_min", "first_step_s"):
         assert k in rows[0]
-    assert "matrix-multiply rate" in capsys.readouterr().out
+    assert "convolutions and fc alone" in capsys.readouterr().out
     assert cli_main(["bench", "--models", "resnet9", "--device", "cpu"]) == 2
     assert "6n+2" in capsys.readouterr().err
     assert cli_main([*args, "--modes", "baseline,warp"]) == 2

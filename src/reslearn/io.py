@@ -10,6 +10,16 @@ from pathlib import Path
 import torch
 
 
+def cache_dir() -> Path:
+    """Where reslearn keeps what it can rebuild (decoded data sets, mean images, the bf16
+    probe): RESLEARN_CACHE_DIR, else $XDG_CACHE_HOME/reslearn, else ~/.cache/reslearn."""
+    env = os.environ.get("RESLEARN_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "reslearn"
+
+
 def atomic_write(path: Path, write) -> None:
     """``write(f)`` into a temporary file beside ``path``, fsync, rename over ``path``.
 

@@ -74,13 +74,28 @@ class Normalizer(torch.nn.Module):
 
 def fit_normalizer(train_x: torch.Tensor, mode: str = "pixel") -> Normalizer:
     """Fit on the TRAINING images only. ``pixel``: the paper's per-pixel mean subtraction;
-    ``channel``: per-channel mean/std normalisation (a common deviation)."""
-    x = train_x.float() / 255.0  # (N, 3, H, W)
+    ``channel``: per-channel mean/std normalisation (a common deviation).
+
+    The moments come from exact integer sums of the uint8 pixels (chunks of images, int64),
+    rounded once: the same bits on every CPU kind and thread count, where a float32
+    reduction's order (vector width, threads) moves its last bit and SGD amplifies that."""
+    if mode not in ("pixel", "channel"):
+        raise ValueError(f"normalize must be 'pixel' or 'channel', got {mode!r}")
+    n = len(train_x)
+    s1 = torch.zeros(train_x.shape[1:], dtype=torch.int64, device=train_x.device)
+    s2 = torch.zeros_like(s1)
+    for i in range(0, n, 4096):
+        chunk = train_x[i : i + 4096].to(torch.int64)
+        s1 += chunk.sum(0)
+        if mode == "channel":
+            s2 += (chunk * chunk).sum(0)
     if mode == "pixel":
-        return Normalizer(x.mean(0))
-    if mode == "channel":
-        return Normalizer(x.mean((0, 2, 3))[:, None, None], x.std((0, 2, 3))[:, None, None])
-    raise ValueError(f"normalize must be 'pixel' or 'channel', got {mode!r}")
+        return Normalizer((s1.double() / (255.0 * n)).float())
+    m = s1[0].numel() * n  # pixels per channel
+    c1, c2 = s1.sum((1, 2)), s2.sum((1, 2))  # exact, per channel
+    mean = c1.double() / (255.0 * m)
+    var = (c2.double() - c1.double() ** 2 / m) / (m - 1) / 255.0**2  # unbiased, as Tensor.std
+    return Normalizer(mean.float()[:, None, None], var.sqrt().float()[:, None, None])
 
 
 # ---------------------------------------------------------------- ImageNet (paper Section 3.4)

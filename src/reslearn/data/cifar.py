@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..io import atomic_torch_save
+from ..io import atomic_torch_save, cache_dir
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"  # published with the archive
@@ -230,14 +230,6 @@ def read_imagefolder(root: Path, workers: int | None = None) -> CifarArrays:
 
 
 # ---------------------------------------------------------------- cache
-def cache_dir() -> Path:
-    env = os.environ.get("RESLEARN_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "reslearn"
-
-
 def source_key(fmt: str, root: Path) -> str:
     """A hash of every source file's relative path, size and mtime: edits invalidate it."""
     h = hashlib.sha1(f"{fmt}:{root.resolve()}".encode())

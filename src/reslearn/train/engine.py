@@ -18,7 +18,7 @@ import random
 import shutil
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +150,17 @@ def model_options(cfg: TrainConfig, num_classes: int) -> dict[str, Any]:
     }
 
 
+def agree_on_amp(speed: SpeedSettings, dist: DistInfo) -> SpeedSettings:
+    """Several processes: bf16 only if every process's probe chose it (one precision for
+    all, whatever the noise in each probe)."""
+    if dist.world_size == 1:
+        return speed
+    votes = dist.all_reduce_sum(torch.tensor([float(speed.amp_dtype is not None)]))
+    if int(votes.item()) in (0, dist.world_size):
+        return speed
+    return replace(speed, amp_dtype=None, reason=speed.reason + "; not every process chose bf16 -> fp32")
+
+
 def warmup_enabled(cfg: TrainConfig, spec: ModelSpec) -> bool:
     """Paper 4.2: the 110-layer net warms up at lr 0.01; "auto" does so from 110 layers on."""
     return cfg.optim.warmup == "on" or (cfg.optim.warmup == "auto" and spec.depth >= 110)
@@ -172,10 +183,11 @@ def build(cfg: TrainConfig, run_dir: Path, ckpt: Checkpoint | None = None) -> Tr
             f"the global batch {cfg.optim.batch_size} does not split over {dist.world_size} processes: "
             f"choose a multiple of {dist.world_size}"
         )
-    speed = SpeedSettings.from_run(cfg.run, device)
+    speed = agree_on_amp(SpeedSettings.from_run(cfg.run, device), dist)
     seed_everything(cfg.run.seed)
     data = make_train_data(cfg, device, dist)  # before any file is written: bad data leaves nothing
-    model = create_model(spec.name, **model_options(cfg, len(data.classes))).to(device)
+    model = create_model(spec.name, **model_options(cfg, len(data.classes)))
+    model = model.to(device=device, dtype=speed.dtype)
     if cfg.run.sync_bn and dist.world_size > 1:
         model = convert_sync_batchnorm(model, device)
     optimizer = make_optimizer(model, cfg.optim, device)
@@ -539,7 +551,7 @@ def header(tr: Trainer) -> str:
     evals = ", ".join(f"{len(s)} {k}" for k, s in d.eval_sets().items())
     return (
         f"reslearn {__version__}: {tr.spec.name} on {tr.device} ({tr.speed.describe()}; "
-        f"{tr.threads.describe()}), "
+        f"{tr.threads.describe()}{'; ' + tr.speed.reason if tr.speed.reason else ''}), "
         f"{tr.total} iterations of batch {tr.cfg.optim.batch_size} ({tr.total / ipe:.1f} epochs), "
         f"milestones {tr.milestones}, data {d.source} ({d.num_train} train, {evals})"
     )
