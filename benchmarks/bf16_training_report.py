@@ -68,7 +68,10 @@ def main(runs: Path, docs: Path) -> None:
             te = [r[-1]["test_err"] for _, _, r in runs_]
             ips = [r[-1]["images_per_s"] for _, _, r in runs_]
             summary[amp] = (statistics.mean(tr), statistics.mean(te), max(te) - min(te), statistics.mean(ips))
-    lines += ["", "| precision | runs | mean training error (%) | mean test error (%) | test seed range | img/s |"]
+    lines += [
+        "",
+        "| precision | runs | mean training error (%) | mean test error (%) | test seed range | img/s |",
+    ]
     lines.append("|---|---:|---:|---:|---:|---:|")
     for amp, (tr, te, rng, ips) in summary.items():
         lines.append(f"| {AMPS[amp]} | {len(by_amp[amp])} | {tr:.2f} | {te:.2f} | {rng:.2f} | {ips:.0f} |")

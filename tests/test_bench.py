@@ -44,31 +44,33 @@ def test_rounds_interleave_and_ratios_are_paired(monkeypatch):
         ("baseline", "reslearn"),
         repeat=4,
         seconds=1,
-        ceilings={"baseline": (0.25, 0.1), "reslearn": (0.2, 0.1)},
+        ceilings={m: bench.Ceiling(100.0, 50.0, 1000.0, 1000.0) for m in ("baseline", "reslearn")},
     )
     assert calls == ["baseline", "reslearn", "reslearn", "baseline"] * 2
     fast = rows[1]
     assert fast.train_ratio == fast.train_ratio_min == fast.train_ratio_max == 2.0
     assert fast.train_img_s_min == pytest.approx(2 / 1.5) and fast.train_img_s_max == pytest.approx(4.0)
-    assert fast.ceiling_train_img_s == pytest.approx(10.0)  # batch 2 over 0.2 s of layers
+    assert fast.ceiling_train_img_s == pytest.approx(10.0) and fast.ceiling_infer_img_s == pytest.approx(20.0)
     assert fast.train_fraction == pytest.approx(fast.train_img_s / 10.0)
 
 
-def test_the_ceiling_times_every_convolution_and_the_fc_at_its_real_shape():
+def test_the_ceiling_counts_every_multiply_add_of_a_training_step():
     """resnet20 (option A: no shortcut convolutions): the stem, 18 block convolutions and
-    the fc; the stem's input needs no gradient, every later layer's does; identical calls
-    are timed once and counted."""
+    the fc; identical calls are timed once and counted. A training image costs 3x the
+    forward's mult-adds, less the stem's input gradient (the image needs none)."""
     torch.manual_seed(0)
     model = bench.create_model("resnet20")
-    calls = bench._layer_calls(model, torch.randn(4, 3, 32, 32))
-    assert sum(calls.values()) == 20 and len(calls) == 7  # stem, 2 per stage (+1 strided), fc
-    first = [k for k in calls if k[1] == (4, 3, 32, 32)]
-    assert len(first) == 1 and first[0][2] is False and calls[first[0]] == 1
-    assert all(needs for (_, shape, needs) in calls if shape != (4, 3, 32, 32))
-    assert calls[next(k for k in calls if isinstance(k[0], torch.nn.Linear))] == 1
     x, cpu = torch.randn(4, 3, 32, 32), torch.device("cpu")
-    train_s, infer_s = bench.arithmetic_seconds(model, x, bench.SpeedSettings(), cpu)
-    assert train_s > infer_s > 0
+    calls = bench._layer_calls(model, x)
+    assert sum(calls.values()) == 20 and len(calls) == 7  # stem, 2 per stage (+1 strided), fc
+    stem = [k for k in calls if k[1] == (4, 3, 32, 32)]
+    assert len(stem) == 1 and stem[0][2] is False and calls[stem[0]] == 1
+    assert all(needs for (_, shape, needs) in calls if shape != (4, 3, 32, 32))
+    c = bench.measure_ceiling(model, x, bench.SpeedSettings(), cpu)
+    fwd = bench.complexity(model, (32, 32)).macs
+    stem_macs = 32 * 32 * 16 * 3 * 9
+    assert c.infer_macs == fwd and c.train_macs == 3 * fwd - stem_macs
+    assert c.train_rate > 0 and c.train_img_s == c.train_rate / c.train_macs
 
 
 def test_bad_bench_arguments_are_named():
@@ -85,7 +87,7 @@ def test_bench_cli_json(tmp_path, capsys):
     rows = json.loads(out.read_text())
     for k in ("model", "mode", "device", "batch_size", "train_img_s", "train_ratio_min", "first_step_s"):
         assert k in rows[0]
-    assert "convolutions and fc alone" in capsys.readouterr().out
+    assert "mult-adds per training image" in capsys.readouterr().out
     assert cli_main(["bench", "--models", "resnet9", "--device", "cpu"]) == 2
     assert "6n+2" in capsys.readouterr().err
     assert cli_main([*args, "--modes", "baseline,warp"]) == 2

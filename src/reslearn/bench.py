@@ -17,16 +17,16 @@ Protocol (issue 13), chosen so that ratios repeat on a shared, noisy machine:
 
 On CUDA the windows are timed with CUDA events (device-side time).
 
-The ceiling (``% ceiling``) is the rate the step would reach if it did nothing but its
-convolutions and its fc layer: each distinct layer call of the net (same layer settings,
-input shape and whether its input gradient is needed) is timed alone, at its real shape,
-in the mode's precision and memory format (forward, then the input and weight gradients
-for training; the forward for inference), on inputs already in that precision (no casts),
-hot in the caches; the best round is kept; the sum over the net's layers is a step's
-arithmetic time. The real step runs these same layers plus everything else (batch norm,
-ReLU, additions, casts, the loss, the update), so its rate stays below the ceiling up to
-timing noise. (A ceiling from a square matrix product's rate, used before, sat below what
-the nets reached on an AVX-512 CPU: oneDNN's convolution kernels beat a 1024^3 sgemm.)
+The ceiling (``% ceiling``) is what a step would reach if every multiply-add of it ran at
+the best rate this device showed in the mode's precision and memory format: the exact
+mult-adds of a training image (each convolution's and the fc's forward, weight gradient
+and, except for the stem, input gradient) over the best rate among the net's own layers,
+each timed alone at its real shape on inputs already in that precision (hot caches, no
+casts, best of 3), and a 1024^3 matrix product. The real step runs all these layers,
+none faster than the best of them, plus everything else (batch norm, ReLU, additions,
+casts, the loss, the update), so it stays below the ceiling. (The ceiling before issue
+18, the matrix product's rate over 3x the forward mult-adds, sat below what the nets
+reached on an AVX-512 CPU: oneDNN's convolutions beat a 1024^3 sgemm there.)
 """
 
 from __future__ import annotations
@@ -93,10 +93,11 @@ class BenchRow:
     infer_ratio: float
     infer_ratio_min: float
     infer_ratio_max: float
-    macs_per_image: int
-    ceiling_train_img_s: float  # the convolutions and fc alone (module docstring)
+    macs_per_image: int  # forward (reslearn.complexity)
+    train_macs_per_image: float  # forward, input and weight gradients of the conv and fc layers
+    peak_macs_s: float  # the best training mult-add rate measured in this mode (module docstring)
+    ceiling_train_img_s: float  # peak_macs_s / train_macs_per_image: no step runs faster
     ceiling_infer_img_s: float
-    layer_macs_s: float  # multiply-adds per second of those layers alone, training
 
     @property
     def train_fraction(self) -> float:
@@ -156,9 +157,19 @@ def _layer_calls(model: nn.Module, x: torch.Tensor) -> Counter:
     return Counter({(layer_of[k], *k[1:]): n for k, n in calls.items()})
 
 
+def _macs(layer: nn.Module, out: torch.Tensor) -> int:
+    """Multiply-adds of one forward call of a convolution or linear layer."""
+    if isinstance(layer, nn.Conv2d):
+        kh, kw = layer.kernel_size
+        return out.numel() * (layer.in_channels // layer.groups) * kh * kw
+    return out.numel() * layer.in_features
+
+
 def _layer_fns(calls: Counter, speed: SpeedSettings, device: torch.device):
-    """One (train, infer, count) per distinct layer call: copies of the layer in the mode's
-    precision and memory format, fed a random input of its shape."""
+    """One (train, infer, calls, train mult-adds, forward mult-adds) per distinct layer call:
+    copies of the layer in the mode's precision and memory format, fed a random input of
+    its shape. A training call is the forward, the weight gradient and (unless the input
+    is the image) the input gradient: 3x or 2x the forward's mult-adds."""
     dtype = speed.amp_dtype or speed.dtype
     fns = []
     for (mod, shape, needs_grad), n in calls.items():
@@ -169,7 +180,8 @@ def _layer_fns(calls: Counter, speed: SpeedSettings, device: torch.device):
             x = x.contiguous(memory_format=torch.channels_last)
         x.requires_grad_(needs_grad)
         with torch.no_grad():
-            grad = torch.randn_like(layer(x))
+            out = layer(x)
+        grad, macs = torch.randn_like(out), _macs(layer, out)
         params = list(layer.parameters())
 
         def train(layer=layer, x=x, grad=grad, params=params):
@@ -182,21 +194,53 @@ def _layer_fns(calls: Counter, speed: SpeedSettings, device: torch.device):
         def infer(layer=layer, x=x):
             layer(x)
 
-        fns.append((train, infer, n))
+        fns.append((train, infer, n, macs * (3 if needs_grad else 2), macs))
     return fns
 
 
-def arithmetic_seconds(model: nn.Module, x: torch.Tensor, speed: SpeedSettings, device, rounds: int = 3):
-    """(training, inference) seconds per step of the net's convolutions and fc alone
-    (module docstring): for each distinct layer call, the best of ``rounds`` timings,
-    times the number of such calls."""
+def matmul_rate(device: torch.device, dtype: torch.dtype, n: int = 1024) -> float:
+    """Multiply-adds per second of one n x n x n matrix product (best of 3)."""
+    g = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(n, n, device=device, generator=g).to(dtype)  # random data, never zeros
+    b = torch.randn(n, n, device=device, generator=g).to(dtype)
+    a @ b
+    return n**3 / min(_timed(lambda: a @ b, device, 1) for _ in range(3))
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """What bounds a step of one net in one mode: its exact mult-adds per image and the
+    best multiply-add rate measured in the mode's precision and memory format."""
+
+    train_macs: float  # per image: forward, input and weight gradients of every layer
+    infer_macs: float  # per image: the forward
+    train_rate: float  # mult-adds/s
+    infer_rate: float
+
+    @property
+    def train_img_s(self) -> float:
+        return self.train_rate / self.train_macs
+
+    @property
+    def infer_img_s(self) -> float:
+        return self.infer_rate / self.infer_macs
+
+
+def measure_ceiling(
+    model: nn.Module, x: torch.Tensor, speed: SpeedSettings, device, rounds: int = 3
+) -> Ceiling:
+    """The net's exact mult-adds and the best rate any of its own layers (each timed alone
+    at its real shape, best of ``rounds``) or a 1024^3 matrix product reaches in this mode
+    (module docstring). All of a step's mult-adds at the best rate seen anywhere: no step
+    can be faster."""
     fns = _layer_fns(_layer_calls(model, speed.prepare_input(x)), speed, device)
-    train_s = infer_s = 0.0
-    for train, infer, n in fns:
+    train_rate = infer_rate = matmul_rate(device, speed.amp_dtype or speed.dtype)
+    for train, infer, _, train_macs, infer_macs in fns:
         train(), infer()  # warm-up: kernel selection, allocation
-        train_s += n * min(_timed(train, device, 2) for _ in range(rounds))
-        infer_s += n * min(_timed(infer, device, 2) for _ in range(rounds))
-    return train_s, infer_s
+        train_rate = max(train_rate, train_macs / min(_timed(train, device, 1) for _ in range(rounds)))
+        infer_rate = max(infer_rate, infer_macs / min(_timed(infer, device, 1) for _ in range(rounds)))
+    per_image = [sum(f[2] * f[k] for f in fns) / len(x) for k in (3, 4)]
+    return Ceiling(*per_image, train_rate, infer_rate)
 
 
 def default_batch_size(spec: ModelSpec, device: torch.device) -> int:
@@ -266,11 +310,11 @@ def bench_model(
     modes: tuple[str, ...] = ("baseline", "reslearn"),
     repeat: int = DEFAULT_REPEAT,
     seconds: float = DEFAULT_SECONDS,
-    ceilings: dict[str, tuple[float, float]] | None = None,
+    ceilings: dict[str, Ceiling] | None = None,
 ) -> list[BenchRow]:
     """Rows for ``modes`` of one model, measured interleaved (module docstring). The first
     mode is the reference of the ratios (``baseline`` by default). ``ceilings``: mode ->
-    (training, inference) arithmetic seconds per step, instead of measuring them."""
+    its Ceiling, instead of measuring it."""
     if repeat < 1 or seconds <= 0:
         raise ValueError(f"repeat must be >= 1 and seconds > 0, got {repeat} and {seconds}")
     if len(set(modes)) != len(modes) or not modes:
@@ -287,7 +331,7 @@ def bench_model(
         for c in order:
             c.infer_s.append(_timed(c.infer, device, c.infer_steps))
     if ceilings is None:
-        ceilings = {c.mode: arithmetic_seconds(c.model, c.x, c.speed, device) for c in cands}
+        ceilings = {c.mode: measure_ceiling(c.model, c.x, c.speed, device) for c in cands}
     ref = cands[0]
     rows = []
     for c in cands:
@@ -295,7 +339,7 @@ def bench_model(
         inf = _stats([bs / t for t in c.infer_s])
         tx = _stats([a / b for a, b in zip(ref.train_s, c.train_s)])  # time ratio = speed ratio
         ix = _stats([a / b for a, b in zip(ref.infer_s, c.infer_s)])
-        arith_train, arith_infer = ceilings[c.mode]
+        ceiling = ceilings[c.mode]
         rows.append(
             BenchRow(
                 name,
@@ -311,9 +355,10 @@ def bench_model(
                 *tx,
                 *ix,
                 c.macs,
-                bs / arith_train,
-                bs / arith_infer,
-                3 * c.macs * bs / arith_train,
+                ceiling.train_macs,
+                ceiling.train_rate,
+                ceiling.train_img_s,
+                ceiling.infer_img_s,
             )
         )
     return rows
@@ -335,15 +380,17 @@ def run_bench(
         _mode_settings(m, dev)
     log(
         f"bench on {dev} ({torch.get_num_threads()} intra-op threads): {repeat} interleaved "
-        f"rounds of {seconds:g} s training windows per mode, after a discarded warm-up"
+        f"rounds of {seconds:g} s training windows per mode, after a discarded warm-up; "
+        f"the training default here: {SpeedSettings.fast(dev).describe()} ({SpeedSettings.fast(dev).reason})"
     )
     rows = []
     for m in models:
         rows += bench_model(m, dev, batch_size, tuple(modes), repeat, seconds)
     for r in rows:
         log(
-            f"{r.model} {r.mode}: convolutions and fc alone {r.layer_macs_s / 1e9:.1f} G mult-adds/s "
-            f"in training ({r.settings}), ceiling {r.ceiling_train_img_s:.0f} img/s"
+            f"{r.model} {r.mode} ({r.settings}): {r.train_macs_per_image / 1e6:.1f} M mult-adds per "
+            f"training image, best rate {r.peak_macs_s / 1e9:.1f} G mult-adds/s, "
+            f"ceiling {r.ceiling_train_img_s:.0f} img/s"
         )
     return rows
 
@@ -363,8 +410,8 @@ def format_table(rows: list[BenchRow]) -> str:
         )
     lines.append(
         "median over interleaved rounds (min-max). train x / infer x: the first mode's time over "
-        "this mode's, per round. % ceiling: training img/s over the rate of the net's "
-        "convolutions and fc layer timed alone (no step can run faster; docs/performance.md)."
+        "this mode's, per round. % ceiling: training img/s over (best mult-add rate of the net's "
+        "own layers or a matrix product in this mode) / (mult-adds of a training image)."
     )
     return "\n".join(lines)
 
