@@ -128,6 +128,18 @@ def test_normalizers():
         fit_normalizer(x, "global")
 
 
+def test_the_mean_image_is_the_correctly_rounded_exact_mean():
+    """Exact integer sums, one rounding: the same bits on every CPU kind and thread count
+    (a float32 reduction's last bit depends on the vector width)."""
+    x = torch.randint(0, 256, (10_000, 3, 8, 8), dtype=torch.uint8)
+    exact = (x.double().sum(0) / (255.0 * len(x))).float()  # float64 sums of integers < 2^53: exact
+    assert torch.equal(fit_normalizer(x, "pixel").mean, exact)
+    ch = fit_normalizer(x, "channel")
+    d = x.double().transpose(0, 1).reshape(3, -1) / 255.0
+    assert torch.equal(ch.mean.flatten(), d.mean(1).float())
+    assert torch.allclose(ch.std.flatten().double(), d.std(1), rtol=1e-6)
+
+
 def test_shared_cifar10_jpeg(shared_data, monkeypatch):
     monkeypatch.delenv("RESLEARN_CACHE_DIR")  # reuse the user's cache across runs
     a = load_cifar10(shared_data / "cifar10-jpeg", download=False)

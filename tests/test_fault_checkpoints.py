@@ -43,8 +43,11 @@ def test_a_checkpoint_that_would_run_code_is_refused(tiny_data, tmp_path, capsys
     torch.save(
         {"format": "reslearn-checkpoint", "format_version": 2, "x": _Evil(marker)}, tmp_path / "evil.pt"
     )
-    with pytest.raises(CheckpointError, match="run code"):
+    with pytest.raises(CheckpointError, match="loading would have to execute"):
         load_checkpoint(tmp_path / "evil.pt")
     assert cli_main(["eval", str(tmp_path / "evil.pt")]) == 2
-    assert "run code" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "execute (posix.system)" in err and "not loaded" in err
+    assert "weights_only" not in err and "export" in err  # never advice to switch the check off
+    assert len(err.strip().splitlines()) == 1 and err.rstrip().endswith("safetensors`")  # whole
     assert not marker.exists()  # the command never ran

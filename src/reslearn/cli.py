@@ -271,9 +271,9 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     import json
 
     from .evaluate import evaluate_checkpoint
+    from .train.config import JobOptions
 
-    if a.batch_size is not None and a.batch_size < 1:
-        raise ValueError(f"--batch-size must be positive, got {a.batch_size}")
+    JobOptions.check(a)
     with _thread_job(a):
         res = evaluate_checkpoint(
             a.checkpoint,
@@ -317,23 +317,26 @@ def _add_bench(sub) -> None:
     )
     _add_threads(s)
     s.add_argument("--json", default=None, metavar="FILE", help="write the rows as JSON")
+    _add_overwrite(s)
     s.set_defaults(fn=_cmd_bench)
 
 
 def _cmd_bench(a: argparse.Namespace) -> int:
     from .bench import format_table, run_bench, write_json
+    from .io import output_file
+    from .train.config import JobOptions
 
+    JobOptions.check(a)
     models = [m.strip() for m in a.models.split(",") if m.strip()]
     if not models:
         raise ValueError(f"--models is empty: {a.models!r}")
-    if a.batch_size is not None and a.batch_size < 1:
-        raise ValueError(f"--batch-size must be positive, got {a.batch_size}")
     modes = tuple(m.strip() for m in a.modes.split(",") if m.strip())
+    out = output_file(a.json, overwrite=a.overwrite, flag="--json", log=print) if a.json else None
     with _thread_job(a):
         rows = run_bench(models, a.device, a.batch_size, modes=modes, repeat=a.repeat, seconds=a.seconds)
     print(format_table(rows))
-    if a.json:
-        write_json(rows, a.json)
+    if out:
+        write_json(rows, out)
     return 0
 
 
@@ -368,7 +371,9 @@ def _add_reproduce(sub) -> None:
 
 def _cmd_reproduce(a: argparse.Namespace) -> int:
     from .reproduce import FIGURE4_MODELS, PAPER_MODELS, reproduce_cifar, reproduce_imagenet
+    from .train.config import JobOptions
 
+    JobOptions.check(a)
     try:
         seeds = _csv(a.seeds, int)
     except ValueError as e:
@@ -382,7 +387,7 @@ def _cmd_reproduce(a: argparse.Namespace) -> int:
             a.out,
             models,
             seeds,
-            a.iterations or 64_000,
+            64_000 if a.iterations is None else a.iterations,
             a.data_dir or "./data/cifar10",
             a.device,
             a.eval_every,
@@ -411,6 +416,7 @@ def _add_responses(sub) -> None:
     s.add_argument("--data-dir", default=None, help="default: each run's data directory")
     s.add_argument("--device", default="auto")
     s.add_argument("--out", default=None, metavar="FILE", help="write the results as JSON")
+    _add_overwrite(s)
     s.set_defaults(fn=_cmd_responses)
 
 
@@ -418,10 +424,12 @@ def _cmd_responses(a: argparse.Namespace) -> int:
     import json
 
     from .evaluate import checkpoint_data, load_for_inference
+    from .io import atomic_write_text, output_file
     from .reproduce import layer_responses
     from .speed import select_device
 
     dev = select_device(a.device)
+    out = output_file(a.out, overwrite=a.overwrite, reading=a.checkpoints, log=print) if a.out else None
     results = []
     for ck in a.checkpoints:
         model, normalizer, ckpt = load_for_inference(ck, dev)
@@ -439,9 +447,8 @@ def _cmd_responses(a: argparse.Namespace) -> int:
         print(f"{ckpt.model_name} ({ck}): {len(std)} 3x3 layers, mean std {sum(std) / len(std):.3f}")
         print("  layer order: " + " ".join(f"{v:.2f}" for v in std))
         print("  sorted:      " + " ".join(f"{v:.2f}" for v in sorted(std, reverse=True)))
-    if a.out:
-        with open(a.out, "w") as f:
-            json.dump(results, f, indent=1)
+    if out:
+        atomic_write_text(out, json.dumps(results, indent=1) + "\n")
     return 0
 
 
@@ -454,6 +461,8 @@ def _add_report(sub) -> None:
 def _cmd_report(a: argparse.Namespace) -> int:
     from .reproduce import write_report
 
+    if not Path(a.dir).is_dir():
+        raise ValueError(f"{a.dir!r} is not a folder of runs (expected DIR/<model>-s<seed>/)")
     print(f"report: {write_report(a.dir)}")
     return 0
 
@@ -474,9 +483,9 @@ def _cmd_predict(a: argparse.Namespace) -> int:
     import json
 
     from .predict import predict_files
+    from .train.config import JobOptions
 
-    if a.top_k < 1 or a.batch_size < 1:
-        raise ValueError(f"--top-k and --batch-size must be positive, got {a.top_k} and {a.batch_size}")
+    JobOptions.check(a)
     with _thread_job(a):
         results, failed = predict_files(a.checkpoint, a.images, a.top_k, a.device, a.batch_size)
     for path, err in failed:
@@ -495,13 +504,22 @@ def _add_export(sub) -> None:
     s.add_argument("checkpoint")
     s.add_argument("--format", required=True, choices=["onnx", "torchscript", "safetensors"])
     s.add_argument("--out", required=True, metavar="FILE")
+    _add_overwrite(s)
     s.set_defaults(fn=_cmd_export)
+
+
+def _add_overwrite(s) -> None:
+    s.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out file (never a checkpoint, never the input)",
+    )
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
     from .use import export
 
-    print(f"wrote {export(a.checkpoint, a.format, a.out)}")
+    print(f"wrote {export(a.checkpoint, a.format, a.out, a.overwrite)}")
     return 0
 
 
@@ -512,13 +530,14 @@ def _add_import_torchvision(sub) -> None:
     s.add_argument("weights", help="a torchvision state dict (.pth)")
     s.add_argument("--model", required=True, help="resnet18 ... resnet152")
     s.add_argument("--out", required=True, metavar="CKPT")
+    _add_overwrite(s)
     s.set_defaults(fn=_cmd_import_torchvision)
 
 
 def _cmd_import_torchvision(a: argparse.Namespace) -> int:
     from .use import import_torchvision
 
-    print(f"wrote {import_torchvision(a.weights, a.model, a.out)}")
+    print(f"wrote {import_torchvision(a.weights, a.model, a.out, a.overwrite)}")
     return 0
 
 
@@ -551,6 +570,10 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except RunError as e:  # the run could not go on; the message says what was kept
         print(f"reslearn {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a file that cannot be read or written: name it, no traceback
+        where = f" {e.filename!r}" if e.filename else ""
+        print(f"reslearn {args.command}: error:{where} {e.strerror or e}", file=sys.stderr)
         return 1
 
 

@@ -50,3 +50,86 @@ def atomic_torch_save(obj, path: Path) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(Path(path), lambda f: f.write(text.encode()))
+
+
+# ---------------------------------------------------------------- what reslearn may write over
+CHECKPOINT_NAMES = ("last.pt", "prev.pt")
+
+
+def is_reslearn_checkpoint(path: Path) -> bool:
+    """A checkpoint by name (last.pt, prev.pt) or by content: a torch zip whose pickle
+    names the reslearn checkpoint format. Read as bytes; nothing is unpickled."""
+    import zipfile
+
+    if path.name in CHECKPOINT_NAMES:
+        return True
+    try:
+        with zipfile.ZipFile(path) as z:
+            pkl = next((n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
+            return pkl is not None and b"reslearn-checkpoint" in z.read(pkl)[:4096]
+    except (OSError, zipfile.BadZipFile, RuntimeError):
+        return False
+
+
+def output_file(path, *, overwrite: bool = False, reading=(), flag: str = "--out", log=None) -> Path:
+    """The one rule for a file reslearn writes where the user says (issue 19): the folder
+    must exist (reslearn creates none outside what the user named); never over the input
+    being read, nor over a reslearn checkpoint; over any other existing file only with
+    ``--overwrite``, saying so. Every refusal names the path and the flag."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise ValueError(f"{flag} {str(path)!r} is a folder; give a file name")
+    if not p.parent.is_dir():
+        raise ValueError(
+            f"{flag} {str(path)!r}: the folder {str(p.parent)!r} does not exist (reslearn creates no "
+            f"folders outside what you name; create it first)"
+        )
+    if p.exists():
+        for r in reading:
+            if Path(r).exists() and os.path.samefile(p, r):
+                raise ValueError(f"{flag} {str(path)!r} is the file being read; choose another name")
+        if is_reslearn_checkpoint(p):
+            raise ValueError(
+                f"{flag} {str(path)!r} is a reslearn checkpoint; reslearn never writes over one, "
+                f"not even with --overwrite (choose another name)"
+            )
+        if not overwrite:
+            raise ValueError(f"{flag} {str(path)!r} exists; add --overwrite to replace it")
+        if log is not None:
+            log(f"replacing {p} (--overwrite)")
+    if not os.access(p.parent, os.W_OK):
+        raise ValueError(f"{flag} {str(path)!r}: the folder {str(p.parent)!r} is not writable")
+    return p
+
+
+# ---------------------------------------------------------------- images from users
+DEFAULT_MAX_PIXELS = 40_000_000
+"""Images larger than this (width x height) are refused before decoding: 40 M pixels is
+120 MB as RGB uint8 (about 8000 x 5000); a 12000 x 12000 1-bit PNG of 17 KB would decode
+to 432 MB and cost 2 GB on the way. RESLEARN_MAX_PIXELS sets another limit."""
+
+
+def max_pixels() -> int:
+    raw = os.environ.get("RESLEARN_MAX_PIXELS")
+    if raw is None:
+        return DEFAULT_MAX_PIXELS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"RESLEARN_MAX_PIXELS must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+def open_image(path):
+    """PIL.Image.open with the pixel limit checked from the header, before any decoding
+    (PIL's own bomb check warns at 89 M pixels and refuses only at 179 M)."""
+    from PIL import Image
+
+    im = Image.open(path)
+    w, h = im.size
+    limit = max_pixels()
+    if w * h > limit:
+        im.close()
+        raise ValueError(
+            f"{str(path)!r} is {w}x{h} = {w * h:,} pixels, over the limit of {limit:,} "
+            f"(set RESLEARN_MAX_PIXELS to allow it)"
+        )
+    return im

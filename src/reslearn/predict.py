@@ -5,19 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 from .data.cifar import IMAGE_EXTS
+from .io import open_image
 from .speed import select_device
 from .use import load
 
 
 def image_files(paths: list[str]) -> list[Path]:
-    """Files as given; folders searched recursively for images (sorted)."""
+    """Files as given; folders searched recursively for images (sorted; hidden files and
+    folders skipped). A folder with no image is an error naming it."""
     out = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTS and f.is_file())
+            found = sorted(
+                f
+                for f in p.rglob("*")
+                if f.suffix.lower() in IMAGE_EXTS
+                and f.is_file()
+                and not any(part.startswith(".") for part in f.relative_to(p).parts)
+            )
+            if not found:
+                raise ValueError(f"no image files ({', '.join(sorted(IMAGE_EXTS))}) in the folder {str(p)!r}")
+            out += found
         else:
             out.append(p)
     return out
@@ -27,6 +37,7 @@ def predict_files(checkpoint, paths: list[str], top_k: int = 5, device: str = "a
     """([{"image", "top_k": [{"class", "index", "prob"}]}], [(path, error)]): unreadable
     images are reported, the others predicted."""
     dev = select_device(device)
+    files = image_files(paths)  # before loading: a bad path costs nothing
     model, preprocess, classes = load(checkpoint, dev)
     results, failed, batch = [], [], []
 
@@ -41,9 +52,9 @@ def predict_files(checkpoint, paths: list[str], top_k: int = 5, device: str = "a
             results.append({"image": str(path), "top_k": top})
         batch.clear()
 
-    for path in image_files(paths):
+    for path in files:
         try:
-            with Image.open(path) as im:
+            with open_image(path) as im:
                 x = preprocess(im)
         except Exception as e:  # unreadable, truncated, not an image, missing
             failed.append((str(path), str(e)))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -105,6 +106,13 @@ class ThreadPolicy:
             raise ValueError(f"threads must be >= 0 (0 = auto), got {requested}")
         self.directory = directory or jobs_dir()
         self.fixed: int | None = None
+        if requested > cpu_count():
+            # More threads than cores only adds waiting (100,000 crashed torch: issue 19).
+            print(
+                f"reslearn: --threads {requested} capped at this machine's {cpu_count()} cores",
+                file=sys.stderr,
+            )
+            requested = cpu_count()
         if requested:
             self.fixed, self.source = requested, "--threads"
         elif user_set_threads():

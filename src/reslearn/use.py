@@ -15,6 +15,7 @@ from torch import nn
 
 from .data.augment import TORCHVISION_MEAN, TORCHVISION_STD, Normalizer
 from .data.augment import resize_shorter_reference as resize_shorter
+from .io import output_file
 from .models import create_model, get_model_spec
 from .train.checkpoint import Checkpoint, CheckpointError
 
@@ -92,16 +93,19 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Modul
 
 
 # ---------------------------------------------------------------- export
-def export(path: str | Path, fmt: str, out: str | Path) -> Path:
+def export(path: str | Path, fmt: str, out: str | Path, overwrite: bool = False) -> Path:
     """``reslearn export``: onnx (dynamic batch), torchscript, or safetensors (weights and
-    the metadata ``load`` needs: spec, options, classes, preprocessing, config)."""
+    the metadata ``load`` needs: spec, options, classes, preprocessing, config). ``out``
+    follows reslearn.io.output_file: never over a checkpoint or the input, over another
+    existing file only with ``overwrite``."""
     from .evaluate.load import build_model
-    from .train.checkpoint import load_checkpoint
+    from .train.checkpoint import load_checkpoint, resolve_checkpoint
 
+    if fmt not in ("onnx", "torchscript", "safetensors"):
+        raise ValueError(f"unknown export format {fmt!r}; one of onnx, torchscript, safetensors")
+    out = output_file(out, overwrite=overwrite, reading=[resolve_checkpoint(path)], log=print)
     ckpt = load_checkpoint(path)
     model = build_model(ckpt).eval()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     size = (ckpt.config.get("data") or {}).get("image_size") or ckpt.spec["input_size"][0]
     x = torch.zeros(1, 3, size, size)
     if fmt == "torchscript":
@@ -121,10 +125,8 @@ def export(path: str | Path, fmt: str, out: str | Path) -> Path:
             dynamo=False,
             opset_version=17,
         )
-    elif fmt == "safetensors":
-        _save_safetensors(ckpt, model, out)
     else:
-        raise ValueError(f"unknown export format {fmt!r}; one of onnx, torchscript, safetensors")
+        _save_safetensors(ckpt, model, out)
     return out
 
 
@@ -164,7 +166,7 @@ def _load_safetensors(p: Path):
 
 
 # ---------------------------------------------------------------- torchvision weights
-def import_torchvision(weights: str | Path, model: str, out: str | Path) -> Path:
+def import_torchvision(weights: str | Path, model: str, out: str | Path, overwrite: bool = False) -> Path:
     """A torchvision ResNet state dict (a .pth file) -> a reslearn checkpoint: v1.5 (stride
     on the 3x3, torchvision's), option B, torchvision's per-channel normalisation, the
     ImageNet-1k class list."""
@@ -177,18 +179,27 @@ def import_torchvision(weights: str | Path, model: str, out: str | Path) -> Path
     p = Path(weights).expanduser()
     if not p.is_file():
         raise ValueError(f"no weights file at {str(weights)!r}")
+    out = output_file(out, overwrite=overwrite, reading=[p], log=print)
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{str(p)!r} is not a readable (safe) torchvision weights file: {e}") from e
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
-    net = create_model(model, variant="v1.5", shortcut="B")
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if missing or unexpected:
         raise CheckpointError(
-            f"{str(p)!r} does not fit {model}: missing {sorted(missing)[:5]}, "
-            f"unexpected {sorted(unexpected)[:5]}"
+            f"{str(p)!r} is not a readable (safe) torchvision weights file: {str(e).splitlines()[0][:200]}"
+        ) from e
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(
+            f"{str(p)!r} holds a {type(state).__name__}, not a state dict (parameter name -> tensor) "
+            f"of a torchvision ResNet"
         )
+    net = create_model(model, variant="v1.5", shortcut="B")
+    want = net.state_dict()
+    if set(state) != set(want) or any(state[k].shape != want[k].shape for k in want):
+        found = torchvision_arch(state)
+        what = f"the weights of torchvision's {found}" if found else "no torchvision ResNet's weights"
+        hint = f": use --model {found}" if found else ""
+        raise CheckpointError(f"{str(p)!r} holds {what}, not {model}'s{hint}")
+    net.load_state_dict(state)
     cfg = TrainConfig(
         ModelConfig(model, shortcut="B", variant="v1.5"),
         DataConfig("./data/imagenet", normalize="channel", image_size=224),
@@ -206,5 +217,20 @@ def import_torchvision(weights: str | Path, model: str, out: str | Path) -> Path
         config=cfg.to_dict(),
         provenance={"imported_from": str(p), "source": "torchvision"},
     )
-    save_checkpoint(Path(out), ckpt, keep_previous=False)
-    return Path(out)
+    save_checkpoint(out, ckpt, keep_previous=False)
+    return out
+
+
+def torchvision_arch(state: dict) -> str | None:
+    """The torchvision ResNet (resnet18 ... resnet152) whose state dict this is, by its
+    blocks per stage and block kind, or None."""
+    blocks = [len({k.split(".")[1] for k in state if k.startswith(f"layer{i}.")}) for i in range(1, 5)]
+    bottleneck = any(k.endswith("conv3.weight") for k in state)
+    known = {
+        ((2, 2, 2, 2), False): "resnet18",
+        ((3, 4, 6, 3), False): "resnet34",
+        ((3, 4, 6, 3), True): "resnet50",
+        ((3, 4, 23, 3), True): "resnet101",
+        ((3, 8, 36, 3), True): "resnet152",
+    }
+    return known.get((tuple(blocks), bottleneck))

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from ..io import atomic_torch_save, cache_dir
+from ..io import atomic_torch_save, cache_dir, open_image
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"  # published with the archive
@@ -177,10 +176,29 @@ def read_pickle(d: Path) -> CifarArrays:
     )
 
 
+def class_folders(split_dir: Path) -> list[str]:
+    """The class folders of ``split_dir``, sorted. Names starting with "." (.cache/,
+    .ipynb_checkpoints/, .git/) are not classes; fewer than two classes is an error."""
+    names = sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if len(names) < 2:
+        found = f"only {names[0]!r}" if names else "none"
+        raise DataError(
+            f"{str(split_dir)!r} needs at least two class folders (<class>/<image files>); found {found}"
+        )
+    return names
+
+
+def image_files_in(folder: Path) -> list[Path]:
+    """The image files directly in ``folder``, sorted by name; hidden files ("._x.jpg") skipped."""
+    return [
+        p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")
+    ]
+
+
 def _list_split(root: Path, classes: list[str]) -> list[tuple[Path, int]]:
     items = []
     for label, c in enumerate(classes):
-        files = [p for p in sorted((root / c).iterdir()) if p.suffix.lower() in IMAGE_EXTS]
+        files = image_files_in(root / c)
         if not files:
             raise DataError(f"class folder {str(root / c)!r} holds no images")
         items += [(p, label) for p in files]
@@ -189,9 +207,9 @@ def _list_split(root: Path, classes: list[str]) -> list[tuple[Path, int]]:
 
 def _decode(path: Path) -> np.ndarray:
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             a = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except Exception as e:  # truncated, not an image, unreadable
+    except Exception as e:  # truncated, not an image, unreadable, too large
         raise DataError(f"cannot read image {str(path)!r}: {e}") from e
     return a.transpose(2, 0, 1)  # (3, H, W)
 
@@ -203,10 +221,8 @@ def odd_size(arrays, items, path) -> str:
 
 def read_imagefolder(root: Path, workers: int | None = None) -> CifarArrays:
     """train/<class>/* and test/<class>/*; classes are the sorted train folder names."""
-    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
-    if not classes:
-        raise DataError(f"{str(root / 'train')!r} has no class folders: expected {EXPECTED_LAYOUT}")
-    test_classes = sorted(p.name for p in (root / "test").iterdir() if p.is_dir())
+    classes = class_folders(root / "train")
+    test_classes = class_folders(root / "test")
     if test_classes != classes:
         raise DataError(f"train classes {classes} differ from test classes {test_classes}")
     out = []

@@ -20,11 +20,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from ..distributed import DistInfo
-from ..io import atomic_torch_save
+from ..io import atomic_torch_save, cache_dir, open_image
 from .augment import (
     TORCHVISION_MEAN,
     TORCHVISION_STD,
@@ -34,7 +33,7 @@ from .augment import (
     scale_crop_flip,
 )
 from .base import SeededAugmentation, epoch_permutation, make_loader, rank_block
-from .cifar import IMAGE_EXTS, DataError, cache_dir
+from .cifar import DataError, class_folders, image_files_in
 
 TRAIN_SCALE = (256, 480)  # shorter side range at 224x224 crops (Section 3.4)
 
@@ -74,18 +73,11 @@ def read_class_index(path: str | os.PathLike) -> ClassIndex:
     return ClassIndex(tuple(wnids), tuple(names))
 
 
-def folder_classes(split_dir: Path) -> list[str]:
-    names = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
-    if not names:
-        raise DataError(f"{str(split_dir)!r} has no class folders")
-    return names
-
-
 def list_split(split_dir: Path, index: ClassIndex | None) -> tuple[list[tuple[Path, int]], tuple[str, ...]]:
     """(file, label) pairs of ``split_dir/<wnid>/*`` and the class names. With an index,
     labels are the standard indices and an unknown folder is an error; without one,
     the classes are the sorted folder names."""
-    folders = folder_classes(split_dir)
+    folders = class_folders(split_dir)
     if index is not None:
         unknown = [f for f in folders if f not in index.wnids]
         if unknown:
@@ -95,7 +87,7 @@ def list_split(split_dir: Path, index: ClassIndex | None) -> tuple[list[tuple[Pa
         labels, classes = {f: i for i, f in enumerate(folders)}, tuple(folders)
     items = []
     for f in folders:
-        files = [p for p in sorted((split_dir / f).iterdir()) if p.suffix.lower() in IMAGE_EXTS]
+        files = image_files_in(split_dir / f)
         if not files:
             raise DataError(f"class folder {str(split_dir / f)!r} holds no images")
         items += [(p, labels[f]) for p in files]
@@ -108,7 +100,7 @@ def decode(path: Path, shorter: int | None = None) -> torch.Tensor:
     (1/2, 1/4, 1/8) that still leaves the shorter side >= ``shorter`` (libjpeg's reduced-
     size decode through Pillow's draft mode: 2-4x less work for 500x375 photos at 128)."""
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             if shorter is not None and im.format == "JPEG":
                 w, h = im.size
                 f = shorter / min(w, h)

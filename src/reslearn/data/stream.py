@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from ..distributed import DistInfo
+from ..io import open_image
 from .augment import Normalizer, fit_normalizer
 from .base import Batch, SeededAugmentation, epoch_permutation, holdout_split, make_loader, rank_block
-from .cifar import IMAGE_EXTS, DataError
+from .cifar import DataError, class_folders, image_files_in
 from .device import global_crop_flip
 
 EVAL_SPLITS = ("test", "val")  # CIFAR trees name it test/, ImageNet trees val/
@@ -34,7 +34,7 @@ def list_image_folder(split_dir: Path, classes: list[str]) -> list[tuple[Path, i
         d = split_dir / c
         if not d.is_dir():
             continue
-        items += [(p, label) for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_EXTS]
+        items += [(p, label) for p in image_files_in(d)]
     if not items:
         raise DataError(f"no images under {str(split_dir)!r} (expected {split_dir}/<class>/*.jpg|png)")
     return items
@@ -43,7 +43,7 @@ def list_image_folder(split_dir: Path, classes: list[str]) -> list[tuple[Path, i
 def decode_rgb(path: Path) -> torch.Tensor:
     """(3, H, W) uint8 of an image file; an unreadable file is an error naming it."""
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             a = np.asarray(im.convert("RGB"), dtype=np.uint8)
     except Exception as e:
         raise DataError(f"cannot read image {str(path)!r}: {e}") from e
@@ -122,7 +122,7 @@ class StreamData(SeededAugmentation):
                 f"no image-folder data in {str(root)!r}: expected {root}/train/<class>/* "
                 f"and {root}/test/<class>/* (or val/)"
             )
-        classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+        classes = class_folders(root / "train")
         if not classes:
             raise DataError(f"{str(root / 'train')!r} has no class folders")
         items = list_image_folder(root / "train", classes)

@@ -45,9 +45,19 @@ def imagenet_spec(depth: int, residual: bool = True) -> ModelSpec:
     )
 
 
+MAX_CIFAR_DEPTH = 2402
+"""Twice the paper's deepest net (1202 layers): deeper is refused before any work (a
+99,998-layer net took minutes to build before saying anything)."""
+
+
 def cifar_spec(depth: int, residual: bool = True, name: str | None = None) -> ModelSpec:
     if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
         raise ValueError(f"a CIFAR net needs depth 6n+2 with n >= 1 (8, 14, 20, 26, 32, ...), got {depth!r}")
+    if depth > MAX_CIFAR_DEPTH:
+        raise ValueError(
+            f"depth {depth} is over reslearn's limit of {MAX_CIFAR_DEPTH} layers for CIFAR nets "
+            f"(the paper's deepest has 1202)"
+        )
     n = (depth - 2) // 6
     return ModelSpec(
         name=name or f"cifar_{'resnet' if residual else 'plain'}{depth}",

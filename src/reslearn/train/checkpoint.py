@@ -184,24 +184,57 @@ def _torch_load(p: Path, map_location, legacy: bool) -> Any:
     return torch.load(p, map_location=map_location, weights_only=True)
 
 
+def _not_a_checkpoint(p: Path) -> str | None:
+    """Why ``p`` cannot be a torch checkpoint, from its first bytes, or None."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        return f"cannot be read: {e.strerror}"
+    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":  # torch's zip format, or a raw pickle
+        return None
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "is a safetensors file (weights only): use it with predict, eval or export, not --resume"
+    return "is not a PyTorch file at all"
+
+
+def _unsafe(p: Path, e: Exception) -> CheckpointError:
+    """The refusal of a pickle that would call code: what happened and what to do,
+    never how to switch the check off."""
+    import re
+
+    m = re.search(r"GLOBAL ([\w.]+)", str(e))
+    what = f"({m.group(1)}) " if m else ""
+    return CheckpointError(
+        f"{str(p)!r} was refused and not loaded: it holds Python objects that loading would have to "
+        f"execute {what}(a reslearn checkpoint holds tensors and plain values only, and a file from "
+        f"an untrusted source could run commands this way). If the run is yours, export its weights "
+        f"from a trusted copy with `reslearn export RUN --format safetensors`"
+    )
+
+
 def load_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
     """Read a checkpoint safely (``weights_only=True``); convert the first format."""
     p = resolve_checkpoint(path)
+    why = _not_a_checkpoint(p)
+    if why is not None:
+        raise CheckpointError(f"{str(p)!r} is not a reslearn checkpoint: it {why}{_offer_previous(p)}")
     raw = None
     for legacy in (False, True):
         try:
             raw = _torch_load(p, map_location, legacy)
             break
         except pickle.UnpicklingError as e:
-            if legacy or "numpy" not in str(e):
+            if "global" not in str(e).lower():  # not a refused class: a damaged or foreign pickle
                 raise CheckpointError(
-                    f"{str(p)!r} was refused: it holds objects that would run code on load "
-                    f"(only tensors and plain types are accepted; a checkpoint from an untrusted "
-                    f"source can execute commands). Details: {str(e).splitlines()[0][:300]}"
+                    f"{str(p)!r} is not a readable checkpoint (truncated or corrupted?){_offer_previous(p)}"
                 ) from None
+            if legacy or "numpy" not in str(e):
+                raise _unsafe(p, e) from None
         except Exception as e:  # truncated, corrupted, not a torch file
             raise CheckpointError(
-                f"{str(p)!r} is not a readable checkpoint (truncated or corrupted?): {e}{_offer_previous(p)}"
+                f"{str(p)!r} is not a readable checkpoint (truncated or corrupted?): "
+                f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}{_offer_previous(p)}"
             ) from e
     if not isinstance(raw, dict):
         raise CheckpointError(f"{str(p)!r} is not a reslearn checkpoint")

@@ -218,6 +218,43 @@ class RunConfig(_Section):
             raise ValueError("amp 'bf16' does not go with dtype 'float64' (use amp 'off' or 'auto')")
 
 
+@dataclass
+class JobOptions:
+    """The numeric options of ``eval``, ``predict``, ``bench`` and ``reproduce``, checked
+    by the same rules as a training config (one place for every range; issue 19). Each
+    refusal names the flag and the value."""
+
+    batch_size: int | None = None
+    workers: int = 0
+    threads: int = 0
+    top_k: int = 5
+    repeat: int = 5
+    seconds: float = 4.0
+    iterations: int | None = None
+    eval_every: int = 0
+    image_size: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "iterations", "image_size", "top_k", "repeat"):
+            if getattr(self, name) is not None:
+                _positive(_flag(name), getattr(self, name))
+        for name in ("workers", "threads", "eval_every"):
+            _positive(_flag(name), getattr(self, name), allow_zero=True)
+        number = isinstance(self.seconds, (int, float)) and not isinstance(self.seconds, bool)
+        if not number or not self.seconds > 0:
+            raise ValueError(f"--seconds must be a number > 0, got {self.seconds!r}")
+
+    @classmethod
+    def check(cls, namespace) -> None:
+        """Validate the options of a parsed command line that has them."""
+        names = [f.name for f in dataclasses.fields(cls) if hasattr(namespace, f.name)]
+        cls(**{n: getattr(namespace, n) for n in names})
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "run": RunConfig}
 
 
@@ -362,6 +399,32 @@ def parse_value(key: str, text: str) -> Any:
     return text
 
 
+def coerce_value(key: str, value: Any) -> Any:
+    """A value from a config file as its field's type: a string is parsed as on the command
+    line ("0.5,0.75" for milestones), an integer is a float where a float is wanted, a list
+    a tuple; anything else of the wrong type is an error naming the field, the value and
+    the type wanted."""
+    if isinstance(value, str):
+        return parse_value(key, value)
+    t = _info(key).type
+    args = typing.get_args(t)
+    if value is None and type(None) in args:
+        return None
+    base = next((a for a in args if a is not type(None)), t) if args else t
+
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if base is float and number(value):
+        return float(value)
+    if base in (int, bool) and type(value) is base:
+        return value
+    if typing.get_origin(base) is tuple and isinstance(value, (list, tuple)) and all(map(number, value)):
+        return tuple(float(v) for v in value)
+    wanted = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}
+    raise ValueError(f"{key} must be {wanted.get(base, 'a list of numbers')}, got {value!r}")
+
+
 def parse_set(items: list[str]) -> dict[str, Any]:
     """``["optim.weight_decay=5e-4", ...]`` -> ``{"optim.weight_decay": 0.0005, ...}``."""
     out = {}
@@ -381,6 +444,14 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"config file {str(path)!r} does not exist")
     text = p.read_text()
     suffix = p.suffix.lower()
+    if suffix not in (".json", ".toml", ".yaml", ".yml"):
+        raise ValueError(f"config file {str(path)!r}: use .json, .toml, .yaml or .yml")
+    if suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            msg = f"{str(path)!r}: YAML needs PyYAML (pip install pyyaml); or use JSON/TOML"
+            raise ValueError(msg) from None
     try:
         if suffix == ".json":
             d = json.loads(text)
@@ -388,30 +459,31 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             import tomllib
 
             d = tomllib.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError:
-                msg = f"{str(path)!r}: YAML needs PyYAML (pip install pyyaml); or use JSON/TOML"
-                raise ValueError(msg) from None
-            d = yaml.safe_load(text)
         else:
-            raise ValueError(f"config file {str(path)!r}: use .json, .toml, .yaml or .yml")
-    except ValueError:
-        raise
-    except Exception as e:
-        raise ValueError(f"config file {str(path)!r} is not valid {suffix[1:]}: {e}") from e
+            d = yaml.safe_load(text)
+    except Exception as e:  # each parser's own error: it gives the line
+        where = f", line {e.lineno} column {e.colno}" if isinstance(e, json.JSONDecodeError) else ""
+        msg = e.msg if isinstance(e, json.JSONDecodeError) else str(e).splitlines()[0]
+        raise ValueError(f"config file {str(path)!r}{where} is not valid {suffix[1:]}: {msg}") from None
     if not isinstance(d, dict):
         raise ValueError(f"config file {str(path)!r} must hold a table of sections {list(SECTIONS)}")
     flat = {}
     for section, values in d.items():
-        if section not in SECTIONS or not isinstance(values, dict):
+        if section not in SECTIONS:
             raise ValueError(
                 f"config file {str(path)!r}: unknown section {section!r} (known: {list(SECTIONS)})"
             )
+        if not isinstance(values, dict):
+            raise ValueError(
+                f"config file {str(path)!r}: section {section!r} must be a table of fields, got {values!r}"
+            )
         for name, value in values.items():
-            split_key(f"{section}.{name}")
-            flat[f"{section}.{name}"] = tuple(value) if isinstance(value, list) else value
+            key = f"{section}.{name}"
+            split_key(key)
+            try:
+                flat[key] = coerce_value(key, value)
+            except ValueError as e:
+                raise ValueError(f"config file {str(path)!r}: {e}") from None
     return flat
 
 

@@ -460,12 +460,18 @@ def start_run(cfg: TrainConfig, overwrite: bool = False) -> tuple[TrainConfig, P
             f"{spec.name} is a plain net and has no shortcuts; got shortcut={cfg.model.shortcut!r}"
         )
     run_dir = Path(cfg.run.out) if cfg.run.out else default_run_dir(cfg)
-    if not overwrite and any((run_dir / f).exists() for f in ("last.pt", "prev.pt", "final.json")):
-        raise ValueError(
-            f"{str(run_dir)!r} already holds a run; continue it with --resume {run_dir}, "
-            f"replace it with --overwrite, or choose another --out (nothing is overwritten)"
-        )
-    return cfg.replace({"run.out": str(run_dir)}), run_dir
+    check_run_dir(run_dir, overwrite)
+    return cfg.replace({"run.out": str(run_dir), **absolute_paths(cfg)}), run_dir
+
+
+def absolute_paths(cfg: TrainConfig) -> dict[str, str]:
+    """The data paths as absolute paths: a run resumed from another folder reads the same
+    files (a relative path would point elsewhere, or start a download there)."""
+    d = cfg.data
+    out = {"data.data_dir": os.path.abspath(Path(d.data_dir).expanduser())}
+    if d.class_index is not None:
+        out["data.class_index"] = os.path.abspath(Path(d.class_index).expanduser())
+    return out
 
 
 def resume_run(resume: str | os.PathLike, layers: list[dict], flags: dict | None):
@@ -475,7 +481,12 @@ def resume_run(resume: str | os.PathLike, layers: list[dict], flags: dict | None
     # A config saved before a recipe field existed gets that field's recipe value.
     saved = resolve(saved, get_model_spec(saved.model.name))
     cfg = resume_config(saved, layers, flags)
-    return cfg.replace({"run.out": str(run_dir)}), run_dir, ckpt
+    if not Path(cfg.data.data_dir).expanduser().exists():
+        raise ValueError(
+            f"the data of {str(run_dir)!r} is not at {cfg.data.data_dir!r} any more; if it moved, "
+            f"resume with --data-dir NEW_PLACE (the same images)"
+        )
+    return cfg.replace({"run.out": str(run_dir), **absolute_paths(cfg)}), run_dir, ckpt
 
 
 def train(
@@ -523,13 +534,39 @@ def train(
         return run_dir
 
 
+RUN_MARKER = ".reslearn-run"  # written into every run directory reslearn makes
+
+
+def check_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """A new run may go into a missing or empty folder, or one reslearn made for a run
+    that has no checkpoint yet (its marker, no last.pt: a restart before the first save).
+    A folder holding a run, or files a run would write that reslearn did not write there,
+    is refused unless ``overwrite``; other files in it are never touched."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--out {str(run_dir)!r} is a file, not a run folder")
+    ours = [f for f in RUN_FILES if (run_dir / f).exists()]
+    if overwrite or not ours:
+        return
+    if any(f in ours for f in ("last.pt", "prev.pt", "final.json")):
+        raise ValueError(
+            f"{str(run_dir)!r} already holds a run; continue it with --resume {run_dir}, "
+            f"replace it with --overwrite, or choose another --out (nothing is overwritten)"
+        )
+    if not (run_dir / RUN_MARKER).exists():
+        raise ValueError(
+            f"{str(run_dir)!r} holds {', '.join(ours)}, which reslearn did not write there (no "
+            f"{RUN_MARKER}); choose another --out, or replace them with --overwrite"
+        )
+
+
 def open_run_dir(tr: Trainer, overwrite: bool, resumed: bool) -> None:
     """The main process's files: config.json and the metrics log (appended on resume)."""
     run_dir, cfg = tr.run_dir, tr.cfg
     if overwrite:
-        remove_run(run_dir)
+        remove_run(run_dir, tr.progress.log)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / RUN_MARKER).touch()
         atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
         tr.log = MetricsLog(run_dir, tr.state.iteration if resumed else None, cfg.run.tensorboard)
     except OSError as e:
@@ -539,8 +576,11 @@ def open_run_dir(tr: Trainer, overwrite: bool, resumed: bool) -> None:
 RUN_FILES = ("last.pt", "prev.pt", "metrics.jsonl", "final.json", "config.json", "responses.json")
 
 
-def remove_run(run_dir: Path) -> None:
-    """--overwrite: the files of the run in ``run_dir`` (nothing else there)."""
+def remove_run(run_dir: Path, log=print) -> None:
+    """--overwrite: the files of the run in ``run_dir`` (nothing else there), named."""
+    gone = [n for n in (*RUN_FILES, "tb") if (run_dir / n).exists()]
+    if gone:
+        log(f"--overwrite: replacing {', '.join(gone)} in {run_dir}")
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(run_dir / "tb", ignore_errors=True)
