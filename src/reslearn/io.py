@@ -84,6 +84,11 @@ def output_file(path, *, overwrite: bool = False, reading=(), flag: str = "--out
             f"{flag} {str(path)!r}: the folder {str(p.parent)!r} does not exist (reslearn creates no "
             f"folders outside what you name; create it first)"
         )
+    if p.name in CHECKPOINT_NAMES:
+        raise ValueError(
+            f"{flag} {str(path)!r}: {', '.join(CHECKPOINT_NAMES)} are the names of a run's checkpoints; "
+            f"reslearn writes nothing else under them (choose another name)"
+        )
     if p.exists():
         for r in reading:
             if Path(r).exists() and os.path.samefile(p, r):

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from .data.cifar import IMAGE_EXTS
-from .io import open_image
+from .io import max_pixels, open_image
 from .speed import select_device
 from .use import load
 
@@ -37,6 +37,7 @@ def predict_files(checkpoint, paths: list[str], top_k: int = 5, device: str = "a
     """([{"image", "top_k": [{"class", "index", "prob"}]}], [(path, error)]): unreadable
     images are reported, the others predicted."""
     dev = select_device(device)
+    max_pixels()  # a bad RESLEARN_MAX_PIXELS is one error, not one per image
     files = image_files(paths)  # before loading: a bad path costs nothing
     model, preprocess, classes = load(checkpoint, dev)
     results, failed, batch = [], [], []

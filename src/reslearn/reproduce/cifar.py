@@ -47,9 +47,9 @@ def run_study(
     """Train (or resume, or skip) every (model, seed), call ``after`` on each finished
     run, and write the report."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     for model in models:
-        get_model_spec(model)  # validate names before hours of training
+        get_model_spec(model)  # validate names before hours of training (and any folder)
+    out.mkdir(parents=True, exist_ok=True)
     for model in models:
         for seed in seeds:
             rd = run_dir_for(out, model, seed)

@@ -17,6 +17,7 @@ import os
 import random
 import shutil
 import signal
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -471,6 +472,8 @@ def absolute_paths(cfg: TrainConfig) -> dict[str, str]:
     out = {"data.data_dir": os.path.abspath(Path(d.data_dir).expanduser())}
     if d.class_index is not None:
         out["data.class_index"] = os.path.abspath(Path(d.class_index).expanduser())
+        if not Path(out["data.class_index"]).is_file():
+            raise ValueError(f"--class-index {d.class_index!r}: no such file")
     return out
 
 
@@ -563,7 +566,7 @@ def open_run_dir(tr: Trainer, overwrite: bool, resumed: bool) -> None:
     """The main process's files: config.json and the metrics log (appended on resume)."""
     run_dir, cfg = tr.run_dir, tr.cfg
     if overwrite:
-        remove_run(run_dir, tr.progress.log)
+        remove_run(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / RUN_MARKER).touch()
@@ -576,11 +579,12 @@ def open_run_dir(tr: Trainer, overwrite: bool, resumed: bool) -> None:
 RUN_FILES = ("last.pt", "prev.pt", "metrics.jsonl", "final.json", "config.json", "responses.json")
 
 
-def remove_run(run_dir: Path, log=print) -> None:
-    """--overwrite: the files of the run in ``run_dir`` (nothing else there), named."""
+def remove_run(run_dir: Path) -> None:
+    """--overwrite: the files of the run in ``run_dir`` (nothing else there), named on
+    stderr whatever the progress setting."""
     gone = [n for n in (*RUN_FILES, "tb") if (run_dir / n).exists()]
     if gone:
-        log(f"--overwrite: replacing {', '.join(gone)} in {run_dir}")
+        print(f"reslearn: --overwrite: replacing {', '.join(gone)} in {run_dir}", file=sys.stderr)
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(run_dir / "tb", ignore_errors=True)
