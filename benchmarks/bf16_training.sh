@@ -10,46 +10,21 @@
 # epoch; SIGTERM writes one of the current iteration). When all four are finished it
 # writes the summary with benchmarks/bf16_training_report.py into docs/bf16-training/.
 #
-# WORKERS (default: the cores, at most 2) one-thread processes take runs from one queue;
-# a run is claimed with flock, so two copies of this script never train the same run.
+# Workers and their queue: benchmarks/study_queue.sh. Background use:
 #   setsid nohup bash benchmarks/bf16_training.sh > runs/bf16-training.log 2>&1 &
 # Stop with a checkpoint of the current iteration: pkill -TERM -f 'runs/bf16-training/'
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # GNU nproc reports OMP_NUM_THREADS
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} RESLEARN_DATA_ROOT=${RESLEARN_DATA_ROOT:-../shared/data}
+source benchmarks/study_queue.sh
 R=${RESLEARN:-.venv/bin/reslearn}
-PY=${PYTHON:-.venv/bin/python}
 out=runs/bf16-training
-WORKERS=${WORKERS:-$((cores < 2 ? cores : 2))}
 queue=(off:1 off:2 bf16:1 bf16:2)  # fp32 first: the slower runs
-mkdir -p "$out"
 
-worker() {
-  local item amp seed rd
-  for item in "${queue[@]}"; do
-    amp=${item%:*} seed=${item#*:}
-    rd="$out/$amp-s$seed"
-    [[ -f "$rd/final.json" ]] && continue
-    (
-      flock -n 9 || exit 0
-      echo "[worker $1] amp=$amp seed $seed"
-      $R train --auto-resume --out "$rd" --model resnet20 \
-        --data-dir "$RESLEARN_DATA_ROOT/cifar10-jpeg" --epochs 8 --milestones 0.5,0.75 \
-        --channels-last on --amp "$amp" --seed "$seed" --threads 1 --progress log --no-tensorboard
-    ) 9>"$out/.lock-$amp-s$seed"
-  done
+train_one() {
+  $R train --auto-resume --out "$out/$1-s$2" --model resnet20 \
+    --data-dir "$RESLEARN_DATA_ROOT/cifar10-jpeg" --epochs 8 --milestones 0.5,0.75 \
+    --channels-last on --amp "$1" --seed "$2" --threads 1 --progress log --no-tensorboard
 }
 
-pids=()
-for w in $(seq 1 "$WORKERS"); do
-  worker "$w" &
-  pids+=($!)
-  sleep 2
-done
-wait "${pids[@]}"
-
-for item in "${queue[@]}"; do
-  [[ -f "$out/${item%:*}-s${item#*:}/final.json" ]] || { echo "not finished yet: $item; rerun to resume"; exit 0; }
-done
+run_queue "$out" train_one "${queue[@]}" || exit 0
 $PY benchmarks/bf16_training_report.py "$out" docs/bf16-training

@@ -1,0 +1,58 @@
+# Sourced by the study scripts (degradation_4k.sh, degradation_16k.sh, bf16_training.sh).
+#
+# run_queue OUT FN ITEM...: WORKERS processes (default: the cores, at most 2; one thread
+# each: on 2 cores two one-thread workers did 340 img/s in all against 265 for one 2-thread
+# job) take ITEMs (NAME:SEED, longest first) from one queue. A run is claimed with flock on
+# OUT/.lock-NAME-sSEED, so two copies of a script never train the same run and a killed
+# worker frees its run; `FN NAME SEED` trains (or resumes) OUT/NAME-sSEED; a run with
+# final.json is finished. Returns 1 when some run is not finished yet.
+
+cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # GNU nproc reports OMP_NUM_THREADS
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} RESLEARN_DATA_ROOT=${RESLEARN_DATA_ROOT:-../shared/data}
+WORKERS=${WORKERS:-$((cores < 2 ? cores : 2))}
+PY=${PYTHON:-.venv/bin/python}
+
+run_queue() {
+  local out=$1 fn=$2 item w
+  shift 2
+  local items=("$@") pids=()
+  mkdir -p "$out"
+  _worker() {
+    local item name seed
+    for item in "${items[@]}"; do
+      name=${item%:*} seed=${item#*:}
+      [[ -f "$out/$name-s$seed/final.json" ]] && continue
+      (
+        flock -n 9 || exit 0
+        echo "[worker $1] $name seed $seed"
+        "$fn" "$name" "$seed"
+      ) 9>"$out/.lock-$name-s$seed"
+    done
+  }
+  for w in $(seq 1 "$WORKERS"); do
+    _worker "$w" &
+    pids+=($!)
+    sleep 2
+  done
+  wait "${pids[@]}"
+  for item in "${items[@]}"; do
+    if [[ ! -f "$out/${item%:*}-s${item#*:}/final.json" ]]; then
+      echo "not finished yet: $item (another copy may be training it); rerun to resume"
+      return 1
+    fi
+  done
+}
+
+# publish_study OUT DOCS: the report of the runs in OUT (`reslearn report`), copied with its
+# figures and every run's config, metrics, result and responses (never the weights) to DOCS.
+publish_study() {
+  local out=$1 docs=$2 d
+  $PY -m reslearn report "$out"
+  mkdir -p "$docs"
+  cp "$out"/report.md "$out"/*.png "$docs/"
+  for d in "$out"/*-s*/; do
+    mkdir -p "$docs/$(basename "$d")"
+    cp "$d"/{config.json,metrics.jsonl,final.json,responses.json} "$docs/$(basename "$d")/" 2>/dev/null || true
+  done
+  echo "report: $docs/report.md"
+}
