@@ -23,7 +23,7 @@ import pytest
 from reslearn.speed import kernel_key
 
 REGRESSION = Path(__file__).parent / "regression"
-KEYS = ("iteration", "epoch", "lr", "loss", "train_err", "test_err")
+KEYS = ("iteration", "epoch", "lr", "loss", "train_err", "val_err", "test_err")
 METRICS = ("loss", "train_err", "test_err")
 BAND_FLOOR = {"loss": 0.01, "train_err": 1.0, "test_err": 1.0}  # points for errors
 

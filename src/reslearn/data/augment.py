@@ -161,8 +161,10 @@ def pca_lighting(x: torch.Tensor, std: float = 0.1, generator: torch.Generator |
 def lighting_offsets(
     n: int, std: float, generator: torch.Generator | None, device, dtype=torch.float32
 ) -> torch.Tensor:
-    """(n, 3) RGB offsets of :func:`pca_lighting`, one per image."""
-    vec = torch.tensor(IMAGENET_EIGVEC, device=device, dtype=dtype)  # (3 rgb, 3 comp)
-    val = torch.tensor(IMAGENET_EIGVAL, device=device, dtype=dtype)
+    """(n, 3) RGB offsets of :func:`pca_lighting`, one per image. The 3x3 product runs in
+    float64 and is rounded once: a float32 matmul's last bit depends on the CPU's kernels
+    (FMA, vector width), and one bit of input flips max-pool ties downstream."""
+    vec = torch.tensor(IMAGENET_EIGVEC, device=device, dtype=torch.float64)  # (3 rgb, 3 comp)
+    val = torch.tensor(IMAGENET_EIGVAL, device=device, dtype=torch.float64)
     alpha = torch.randn(n, 3, generator=generator, device=device, dtype=dtype) * std
-    return (alpha * val) @ vec.T
+    return ((alpha.double() * val) @ vec.T).to(dtype)
