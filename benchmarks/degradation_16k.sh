@@ -34,7 +34,7 @@ if [[ "${1:-}" == "--snapshot" ]]; then
     [[ -f "$out/$run/last.pt" && ! -f "$out/$run/final.json" ]] || continue
     mkdir -p "$kept/$run"
     cp "$out/$run"/{last.pt,config.json,metrics.jsonl,.reslearn-run} "$kept/$run/"
-    echo "kept $run at $($PY -c "from reslearn.train.checkpoint import load_checkpoint as l; print(l('$out/$run').iteration)")"
+    echo "kept $run at $($PY -c "from reslearn.checkpoint import load_checkpoint as l; print(l('$out/$run').iteration)")"
   done
   exit 0
 fi

@@ -37,8 +37,8 @@ def data_mode(out: Path, data_dir: str) -> None:
 
 def train_mode(out: Path, data_dir: str) -> None:
     """A few DDP steps through the engine; every rank dumps the parameters it ends with."""
+    from reslearn.checkpoint import unwrap
     from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, engine
-    from reslearn.train.checkpoint import unwrap
 
     cfg = TrainConfig(
         ModelConfig("cifar_resnet8"),

@@ -294,7 +294,7 @@ def test_hidden_folders_are_not_classes(ws, tmp_path, monkeypatch):
     out = tmp_path / "r"
     argv = ["train", "--model", "cifar_resnet8", "--data-dir", "folder", "--no-download", "--iterations", "1"]
     assert cli_main([*argv, "--batch-size", "4", "--out", str(out), "--progress", "none", "--no-tensorboard"]) == 0
-    from reslearn.train.checkpoint import load_checkpoint
+    from reslearn.checkpoint import load_checkpoint
 
     assert load_checkpoint(out).classes == ["cat", "dog", "frog"]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from reslearn.checkpoint import load_checkpoint
 from reslearn.cli import main as cli_main
 from reslearn.train import read_metrics
-from reslearn.train.checkpoint import load_checkpoint
 
 from .helpers import write_pickle_cifar
 

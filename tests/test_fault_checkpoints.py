@@ -5,9 +5,9 @@ import os
 import pytest
 import torch
 
+from reslearn.checkpoint import CheckpointError, load_checkpoint
 from reslearn.cli import main as cli_main
 from reslearn.train import train
-from reslearn.train.checkpoint import CheckpointError, load_checkpoint
 
 from .fault_helpers import small_cfg
 

@@ -7,9 +7,9 @@ import subprocess
 import pytest
 import torch
 
+from reslearn.checkpoint import load_checkpoint
 from reslearn.cli import main as cli_main
 from reslearn.train import train
-from reslearn.train.checkpoint import load_checkpoint
 from reslearn.train.faults import RunError
 
 from .fault_helpers import cli_args, small_cfg

@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from reslearn.train.checkpoint import load_checkpoint
+from reslearn.checkpoint import load_checkpoint
 
 from .fault_helpers import cli_args, rows, spawn, wait_for_training
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from reslearn.checkpoint import load_checkpoint
 from reslearn.train import train
-from reslearn.train.checkpoint import load_checkpoint
 from reslearn.train.faults import RunError
 
 from .fault_helpers import rows, small_cfg

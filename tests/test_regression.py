@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from reslearn.checkpoint import load_checkpoint
 from reslearn.cli import main as cli_main
 from reslearn.train import read_metrics, train
-from reslearn.train.checkpoint import load_checkpoint
 
 from .helpers import write_imagenet_folder, write_pickle_cifar
 from .regression import REGRESSION, check_or_record, same_rows

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from reslearn.checkpoint import load_checkpoint
 from reslearn.cli import main as cli_main
 from reslearn.train import (
     DataConfig,
@@ -16,7 +17,6 @@ from reslearn.train import (
     read_metrics,
     train,
 )
-from reslearn.train.checkpoint import load_checkpoint
 from reslearn.train.schedules import lr_at, milestone_iterations
 
 TIMING = ("images_per_s", "wall_s")

@@ -1,5 +1,6 @@
 """reslearn: Deep Residual Learning for Image Recognition (He et al., 2015) in PyTorch."""
 
+from ._version import __version__
 from .models import (
     Complexity,
     ModelSpec,
@@ -11,9 +12,15 @@ from .models import (
     stage_complexity,
 )
 
-__version__ = "0.1.0"
 
-from .use import load  # noqa: E402  (needs __version__ defined: the engine reads it)
+def __getattr__(name: str):
+    """``reslearn.load`` on first use: ``import reslearn`` stays light (models only), and
+    loads no training, evaluation or data code until a net is loaded."""
+    if name == "load":
+        from .use import load
+
+        return load
+    raise AttributeError(f"module 'reslearn' has no attribute {name!r}")
 
 __all__ = [
     "Complexity",

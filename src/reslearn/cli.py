@@ -244,6 +244,8 @@ def _thread_job(a: argparse.Namespace):
 
 
 def _add_eval(sub) -> None:
+    from .evaluate.views import TEST_VIEWS
+
     s = sub.add_parser(
         "eval",
         help="top-1/top-5 error of a checkpoint (CIFAR: test split, one 32x32 view; ImageNet: val/, "
@@ -253,7 +255,7 @@ def _add_eval(sub) -> None:
     s.add_argument("--data-dir", default=None, help="default: the run's data directory")
     s.add_argument(
         "--views",
-        choices=["single", "10crop", "multiscale"],
+        choices=list(TEST_VIEWS),
         default="single",
         help="ImageNet test protocol: single centre crop, Table 3's 10-crop, Table 4's multi-scale "
         "fully-convolutional (default: single)",

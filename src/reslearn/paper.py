@@ -25,14 +25,3 @@ CIFAR_PARAMS_PRINTED = {
 TABLE6_TEST_ERR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
 # Table 2: ImageNet val top-1 error (%), 10-crop.
 TABLE2_TOP1 = {"plain18": 27.94, "resnet18": 27.88, "plain34": 28.54, "resnet34": 25.03}
-# CIFAR recipe (Section 4.2).
-CIFAR_RECIPE = {
-    "batch_size": 128,
-    "lr": 0.1,
-    "momentum": 0.9,
-    "weight_decay": 1e-4,
-    "milestones": (32_000, 48_000),
-    "iterations": 64_000,
-    "warmup_lr": 0.01,
-    "warmup_until_train_err": 80.0,
-}

@@ -13,20 +13,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data.augment import TORCHVISION_MEAN, TORCHVISION_STD, Normalizer
-from .data.augment import resize_shorter_reference as resize_shorter
+from .checkpoint import Checkpoint, CheckpointError
+from .data.augment import TORCHVISION_MEAN, TORCHVISION_STD, Normalizer, center_view
+from .data.imagenet import imagenet_classes
 from .io import output_file
 from .models import create_model, get_model_spec
-from .train.checkpoint import Checkpoint, CheckpointError
-
-IMAGENET_CLASSES_TSV = Path(__file__).parent / "data" / "imagenet_classes.tsv"
-
-
-def imagenet_classes() -> tuple[str, ...]:
-    """The 1000 ImageNet-1k class names in the standard order (shipped with reslearn)."""
-    from .data.imagenet import read_class_index
-
-    return read_class_index(IMAGENET_CLASSES_TSV).names
 
 
 @dataclass
@@ -48,9 +39,7 @@ class Preprocess:
 
                 x = TF.resize(x, [self.size, self.size], antialias=True)
         else:
-            from .evaluate.views import center_crop
-
-            x = center_crop(resize_shorter(x, round(256 * self.size / 224)), self.size)
+            x = center_view(x, self.size)[0]  # the "single" test view (evaluate.views)
         return self.normalizer(x[None])[0]
 
 
@@ -77,8 +66,8 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Modul
     if p.suffix == ".safetensors":
         model, spec, config, prep, classes = _load_safetensors(p)
     else:
+        from .checkpoint import load_checkpoint
         from .evaluate.load import build_model
-        from .train.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(p)
         model, spec, config, prep, classes = (
@@ -98,8 +87,8 @@ def export(path: str | Path, fmt: str, out: str | Path, overwrite: bool = False)
     the metadata ``load`` needs: spec, options, classes, preprocessing, config). ``out``
     follows reslearn.io.output_file: never over a checkpoint or the input, over another
     existing file only with ``overwrite``."""
+    from .checkpoint import load_checkpoint, resolve_checkpoint
     from .evaluate.load import build_model
-    from .train.checkpoint import load_checkpoint, resolve_checkpoint
 
     if fmt not in ("onnx", "torchscript", "safetensors"):
         raise ValueError(f"unknown export format {fmt!r}; one of onnx, torchscript, safetensors")
@@ -170,7 +159,7 @@ def import_torchvision(weights: str | Path, model: str, out: str | Path, overwri
     """A torchvision ResNet state dict (a .pth file) -> a reslearn checkpoint: v1.5 (stride
     on the 3x3, torchvision's), option B, torchvision's per-channel normalisation, the
     ImageNet-1k class list."""
-    from .train.checkpoint import save_checkpoint
+    from .checkpoint import save_checkpoint
     from .train.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 
     spec = get_model_spec(model)

@@ -131,6 +131,19 @@ def resize_shorter_reference(img: torch.Tensor, size: int) -> torch.Tensor:
     return TF1.resize(img, [size], antialias=True)
 
 
+def center_crop(x: torch.Tensor, crop: int) -> torch.Tensor:
+    """The centre ``crop`` x ``crop`` window, placed as torchvision's center_crop places it."""
+    h, w = x.shape[-2:]
+    top, left = int(round((h - crop) / 2.0)), int(round((w - crop) / 2.0))
+    return x[..., top : top + crop, left : left + crop]
+
+
+def center_view(x: torch.Tensor, size: int = 224) -> list[torch.Tensor]:
+    """The ImageNet single view: shorter side 256, the centre 224x224 crop (scaled with
+    ``size`` for nets trained at another crop: 128/112 for 112). A list of one view."""
+    return [center_crop(resize_shorter_reference(x, round(256 * size / 224)), size)]
+
+
 def scale_crop_flip(
     img: torch.Tensor, shorter: int, crop: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:

@@ -42,7 +42,6 @@ class TensorEvalSet:
 class DeviceData(SeededAugmentation):
     """:class:`~reslearn.data.base.TrainData` over decoded arrays moved to ``device``."""
 
-    format_name = "device"
 
     def __init__(
         self,

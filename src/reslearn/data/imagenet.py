@@ -28,6 +28,8 @@ from .augment import (
     TORCHVISION_MEAN,
     TORCHVISION_STD,
     Normalizer,
+    center_crop,
+    center_view,
     lighting_offsets,
     resize_shorter,
     scale_crop_flip,
@@ -48,6 +50,14 @@ class ClassIndex:
 
     def label(self, wnid: str) -> int:
         return self.wnids.index(wnid)
+
+
+IMAGENET_CLASSES_TSV = Path(__file__).parent / "imagenet_classes.tsv"
+
+
+def imagenet_classes() -> tuple[str, ...]:
+    """The 1000 ImageNet-1k class names in the standard order (shipped with reslearn)."""
+    return read_class_index(IMAGENET_CLASSES_TSV).names
 
 
 def read_class_index(path: str | os.PathLike) -> ClassIndex:
@@ -141,8 +151,6 @@ class _TrainImages(Dataset):
             return None
         if self.augment:
             return scale_crop_flip(img, shorter, self.crop, g), label
-        from ..evaluate.views import center_crop
-
         return center_crop(resize_shorter(img, shorter), self.crop), label
 
 
@@ -182,26 +190,25 @@ _loader = make_loader
 class ImageFolderEvalSet:
     """The val/ split with test-time views made per image by the workers (the views of
     one image share a size; images of a batch do too, except for multi-scale views,
-    which are scored one image at a time)."""
+    which are scored one image at a time). ``view_fn((N, 3, H, W), size)`` makes the
+    views (reslearn.evaluate.views: the data knows no protocol); default: the single
+    centre view. ``fully_convolutional``: how the caller must score them."""
 
     def __init__(
         self,
         name,
         items,
-        view: str,
         size: int,
         batch_size: int,
         workers: int,
         device,
         dist: DistInfo = DistInfo(),
+        view_fn=center_view,
+        fully_convolutional: bool = False,
     ):
-        from ..evaluate.views import IMAGENET_VIEWS
-
-        if view not in IMAGENET_VIEWS:
-            raise ValueError(f"unknown views {view!r}; one of {sorted(IMAGENET_VIEWS)}")
-        self.view_fn, self.fully_convolutional = IMAGENET_VIEWS[view]
-        self.name, self.items, self.view, self.size = name, items, view, size
-        self.batch_size = 1 if self.fully_convolutional else batch_size
+        self.name, self.items, self.size = name, items, size
+        self.view_fn, self.fully_convolutional = view_fn, fully_convolutional
+        self.batch_size = batch_size
         self.workers, self.device, self.dist = workers, device, dist
 
     def __len__(self) -> int:
@@ -267,11 +274,8 @@ class ImageNetData(SeededAugmentation):
         self.workers = workers or (os.cpu_count() or 1)
         self.skipped = 0  # unreadable training images skipped so far (this session)
         self.normalizer = self._normalizer(normalize, mean_sample).to(device)
-        self._eval = {
-            "val": ImageFolderEvalSet(
-                "val", val_items, "single", image_size, eval_batch_size, self.workers, device, dist
-            )
-        }
+        val = ImageFolderEvalSet("val", val_items, image_size, eval_batch_size, self.workers, device, dist)
+        self._eval = {"val": val}
         self.val_items = val_items
         self.generator = torch.Generator(device=device).manual_seed(seed + 12345)
 
@@ -340,11 +344,6 @@ class ImageNetData(SeededAugmentation):
                 off = self.dist.shard(lighting_offsets(bs, self.lighting, self.generator, self.device))
                 x = x + off[: len(x), :, None, None]
             yield self.normalizer.normalize01(x), y.to(self.device, non_blocking=True)
-
-    def eval_split(self, view: str, batch_size: int = 250) -> ImageFolderEvalSet:
-        return ImageFolderEvalSet(
-            "val", self.val_items, view, self.size, batch_size, self.workers, self.device, self.dist
-        )
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "skipped": self.skipped}

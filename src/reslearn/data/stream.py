@@ -99,7 +99,6 @@ class StreamData(SeededAugmentation):
     of the training split; all of them when the split is smaller).
     """
 
-    format_name = "stream"
 
     def __init__(
         self,

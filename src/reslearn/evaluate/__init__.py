@@ -3,32 +3,30 @@
 from .evaluate import evaluate
 from .load import build_model, checkpoint_data, evaluate_checkpoint, load_for_inference
 from .views import (
-    IMAGENET_VIEWS,
-    VIEWS,
+    TEST_VIEWS,
+    TestView,
     ViewFn,
     center_view,
-    flip_views,
     fully_convolutional_logits,
-    get_view,
+    get_test_view,
     multiscale,
     single_view,
     ten_crop,
 )
 
 __all__ = [
-    "IMAGENET_VIEWS",
-    "center_view",
-    "fully_convolutional_logits",
-    "multiscale",
-    "ten_crop",
-    "VIEWS",
+    "TEST_VIEWS",
+    "TestView",
     "ViewFn",
     "build_model",
+    "center_view",
     "checkpoint_data",
     "evaluate",
     "evaluate_checkpoint",
-    "flip_views",
-    "get_view",
+    "fully_convolutional_logits",
+    "get_test_view",
     "load_for_inference",
+    "multiscale",
     "single_view",
+    "ten_crop",
 ]

@@ -7,10 +7,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from ..data import Normalizer, load_cifar10
 from ..data.cifar import CifarArrays
 from ..models import create_model
-from ..train.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 
 
 def build_model(ckpt: Checkpoint) -> nn.Module:
@@ -96,6 +96,7 @@ def imagenet_eval_split(ckpt: Checkpoint, data_dir, views, class_index, batch_si
     import os
 
     from ..data.imagenet import ImageFolderEvalSet, list_split, read_class_index
+    from .views import get_test_view
 
     cfg = ckpt.config["data"]
     root = Path(data_dir or cfg["data_dir"]).expanduser()
@@ -103,7 +104,7 @@ def imagenet_eval_split(ckpt: Checkpoint, data_dir, views, class_index, batch_si
         raise ValueError(f"no val/ split in {str(root)!r} (expected {root}/val/<wnid>/*.JPEG)")
     index_file = class_index or cfg.get("class_index")
     if index_file is None and len(ckpt.classes) == 1000:
-        from ..use import IMAGENET_CLASSES_TSV, imagenet_classes
+        from ..data.imagenet import IMAGENET_CLASSES_TSV, imagenet_classes
 
         if tuple(ckpt.classes) == imagenet_classes():  # an ImageNet-1k net (e.g. torchvision's)
             index_file = IMAGENET_CLASSES_TSV
@@ -115,4 +116,14 @@ def imagenet_eval_split(ckpt: Checkpoint, data_dir, views, class_index, batch_si
     if index is None and list(classes) != list(ckpt.classes):
         raise ValueError(f"the val/ folders {list(classes)[:5]}... are not the checkpoint's classes")
     size = cfg.get("image_size") or 224
-    return ImageFolderEvalSet("val", items, views, size, batch_size, workers or (os.cpu_count() or 1), dev)
+    view = get_test_view(views)
+    return ImageFolderEvalSet(
+        "val",
+        items,
+        size,
+        view.batch_size(batch_size),
+        workers or (os.cpu_count() or 1),
+        dev,
+        view_fn=view.make,
+        fully_convolutional=view.fully_convolutional,
+    )

@@ -9,39 +9,24 @@ them for nets trained at another resolution (e.g. 112: resize 128, crop 112).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
+from ..data.augment import center_crop, center_view
 from ..data.augment import resize_shorter_reference as resize_shorter
 
 ViewFn = Callable[[torch.Tensor], list[torch.Tensor]]
 MULTISCALE_SIDES = (224, 256, 384, 480, 640)  # Table 4's shorter sides
 
 
-def _scaled(px: int, size: int) -> int:
+def _scaled(px: int, size: int) -> int:  # a 224-crop size in pixels, for a net trained at ``size``
     return round(px * size / 224)
 
 
 def single_view(x: torch.Tensor) -> list[torch.Tensor]:
     """The image as it is (CIFAR: the original 32x32 image, paper Section 4.2)."""
     return [x]
-
-
-def flip_views(x: torch.Tensor) -> list[torch.Tensor]:
-    """The image and its horizontal flip."""
-    return [x, x.flip(-1)]
-
-
-def center_crop(x: torch.Tensor, crop: int) -> torch.Tensor:
-    """The centre ``crop`` x ``crop`` window, placed as torchvision's center_crop places it."""
-    h, w = x.shape[-2:]
-    top, left = int(round((h - crop) / 2.0)), int(round((w - crop) / 2.0))
-    return x[..., top : top + crop, left : left + crop]
-
-
-def center_view(x: torch.Tensor, size: int = 224) -> list[torch.Tensor]:
-    """ImageNet single view: shorter side 256, the centre 224x224 crop."""
-    return [center_crop(resize_shorter(x, _scaled(256, size)), size)]
 
 
 def ten_crop(x: torch.Tensor, size: int = 224) -> list[torch.Tensor]:
@@ -83,16 +68,35 @@ def fully_convolutional_logits(model: torch.nn.Module, x: torch.Tensor) -> torch
     return scores.mean((2, 3))
 
 
-# name -> (view function of (x, size), fully convolutional?)
-IMAGENET_VIEWS: dict[str, tuple[Callable[..., list[torch.Tensor]], bool]] = {
-    "single": (center_view, False),
-    "10crop": (ten_crop, False),
-    "multiscale": (multiscale, True),
+@dataclass(frozen=True)
+class TestView:
+    """A test protocol for ImageNet-layout data: how it makes the views of a batch of
+    images of one size ((N, 3, H, W), the training crop size) -> list of view batches,
+    whether the net scores them fully convolutionally, and how many images a batch holds
+    (None: the caller's; 1 when the views of one image differ in size)."""
+
+    name: str
+    make: Callable[[torch.Tensor, int], list[torch.Tensor]]
+    fully_convolutional: bool = False
+    images_per_batch: int | None = None
+
+    def batch_size(self, asked: int) -> int:
+        return self.images_per_batch or asked
+
+
+# The one registry of test views: `reslearn eval --views`, evaluate_checkpoint and the
+# training engine's val/ split all take their views from here.
+TEST_VIEWS: dict[str, TestView] = {
+    v.name: v
+    for v in (
+        TestView("single", center_view),  # Section 3.4: shorter side 256, centre 224 crop
+        TestView("10crop", ten_crop),  # Table 3
+        TestView("multiscale", multiscale, fully_convolutional=True, images_per_batch=1),  # Table 4
+    )
 }
-VIEWS: dict[str, ViewFn] = {"single": single_view, "flip": flip_views}
 
 
-def get_view(name: str) -> ViewFn:
-    if name not in VIEWS:
-        raise ValueError(f"unknown view {name!r}; one of {sorted(VIEWS)}")
-    return VIEWS[name]
+def get_test_view(name: str) -> TestView:
+    if name not in TEST_VIEWS:
+        raise ValueError(f"unknown views {name!r}; one of {', '.join(TEST_VIEWS)}")
+    return TEST_VIEWS[name]

@@ -44,8 +44,6 @@ class ModelSpec:
     """The paper's output size: 10 for CIFAR-10, 1000 for ImageNet."""
     default_shortcut: str | None
     """The paper's shortcut: A for CIFAR nets, B for ImageNet nets, None for plain nets."""
-    normalize: str = "pixel"
-    """The paper's preprocessing: per-pixel mean subtraction (both families)."""
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:

@@ -99,16 +99,6 @@ def build_resnet(
     )
 
 
-def imagenet_net(depth: int, *, residual: bool = True, **options) -> ResNet:
-    """ImageNet ResNet/plain net of Table 1 (options as :func:`build_resnet`)."""
-    return build_resnet(imagenet_spec(depth, residual), **options)
-
-
-def cifar_net(depth: int, *, residual: bool = True, **options) -> ResNet:
-    """CIFAR net of Section 4.2: 6n+2 layers, widths 16/32/64 (options as :func:`build_resnet`)."""
-    return build_resnet(cifar_spec(depth, residual), **options)
-
-
 for _d in IMAGENET_LAYERS:
     register_model(imagenet_spec(_d, True), build_resnet)
 for _d in IMAGENET_LAYERS:

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
+from ..checkpoint import Checkpoint, git_commit, load_checkpoint, save_checkpoint, unwrap
 from ..data import DataError, load_cifar10
 from ..data.base import TrainData
 from ..data.device import DeviceData
@@ -39,7 +40,6 @@ from ..io import atomic_write_text
 from ..models import ModelSpec, create_model, get_model_spec
 from ..speed import SpeedSettings, select_device
 from ..threads import ThreadPolicy
-from .checkpoint import Checkpoint, git_commit, load_checkpoint, save_checkpoint, unwrap
 from .config import TrainConfig, apply_layers, resume_config
 from .faults import Interrupted, RunError, StopSignals
 from .logging import MetricsLog, Progress, format_row, read_metrics

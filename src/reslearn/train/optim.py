@@ -59,7 +59,6 @@ class TrainStep:
     ) -> None:
         self.skip_non_finite, self.dist = skip_non_finite, dist
         self.last_skipped = False
-        self.raw = model
         self.speed = speed
         self.device = device
         if speed.channels_last and not isinstance(model, nn.parallel.DistributedDataParallel):

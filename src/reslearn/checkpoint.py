@@ -2,8 +2,8 @@
 
 A checkpoint is a dict of plain types and tensors only (no pickled classes), read with
 ``torch.load(weights_only=True)``: a file that would run code on load is refused. The
-format is versioned; a checkpoint of the first format (``reslearn-checkpoint/1``, before
-the engine split) is converted on load.
+format is versioned. This module is the run format's neutral home: training writes it,
+evaluation and ``reslearn.use`` read it, and it imports neither.
 """
 
 from __future__ import annotations
@@ -12,18 +12,17 @@ import hashlib
 import os
 import pickle
 import subprocess
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..io import atomic_torch_save
+from .io import atomic_torch_save
 
 CHECKPOINT_FORMAT = "reslearn-checkpoint"
 FORMAT_VERSION = 2
-LEGACY_FORMAT = "reslearn-checkpoint/1"
 
 
 class CheckpointError(ValueError):
@@ -168,22 +167,6 @@ def _offer_previous(p: Path) -> str:
     return ""
 
 
-def _legacy_globals() -> list:
-    """The numpy reconstructors a format-1 checkpoint's numpy RNG state needs. Allowed
-    only while reading that format; they rebuild arrays and dtypes, they call nothing."""
-    import numpy as np
-
-    core = getattr(np, "_core", None) or np.core
-    return [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
-
-
-def _torch_load(p: Path, map_location, legacy: bool) -> Any:
-    if legacy:
-        with torch.serialization.safe_globals(_legacy_globals()):
-            return torch.load(p, map_location=map_location, weights_only=True)
-    return torch.load(p, map_location=map_location, weights_only=True)
-
-
 def _not_a_checkpoint(p: Path) -> str | None:
     """Why ``p`` cannot be a torch checkpoint, from its first bytes, or None."""
     try:
@@ -214,114 +197,36 @@ def _unsafe(p: Path, e: Exception) -> CheckpointError:
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
-    """Read a checkpoint safely (``weights_only=True``); convert the first format."""
+    """Read a checkpoint safely (``weights_only=True``), checked against its digest."""
     p = resolve_checkpoint(path)
     why = _not_a_checkpoint(p)
     if why is not None:
         raise CheckpointError(f"{str(p)!r} is not a reslearn checkpoint: it {why}{_offer_previous(p)}")
-    raw = None
-    for legacy in (False, True):
-        try:
-            raw = _torch_load(p, map_location, legacy)
-            break
-        except pickle.UnpicklingError as e:
-            if "global" not in str(e).lower():  # not a refused class: a damaged or foreign pickle
-                raise CheckpointError(
-                    f"{str(p)!r} is not a readable checkpoint (truncated or corrupted?){_offer_previous(p)}"
-                ) from None
-            if legacy or "numpy" not in str(e):
-                raise _unsafe(p, e) from None
-        except Exception as e:  # truncated, corrupted, not a torch file
-            raise CheckpointError(
-                f"{str(p)!r} is not a readable checkpoint (truncated or corrupted?): "
-                f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}{_offer_previous(p)}"
-            ) from e
+    try:
+        raw = torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "global" in str(e).lower():  # a class or function the file asks to be called
+            raise _unsafe(p, e) from None
+        raise CheckpointError(  # a damaged or foreign pickle
+            f"{str(p)!r} is not a readable checkpoint (truncated or corrupted?){_offer_previous(p)}"
+        ) from None
+    except Exception as e:  # truncated, corrupted, not a torch file
+        raise CheckpointError(
+            f"{str(p)!r} is not a readable checkpoint (truncated or corrupted?): "
+            f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}{_offer_previous(p)}"
+        ) from e
     if not isinstance(raw, dict):
         raise CheckpointError(f"{str(p)!r} is not a reslearn checkpoint")
-    if raw.get("format") == LEGACY_FORMAT:
-        return _from_legacy(raw, p)
     if raw.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{str(p)!r} is not a reslearn checkpoint")
     version = raw.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(
             f"{str(p)!r} has checkpoint format version {version!r}; this reslearn reads "
-            f"{FORMAT_VERSION} (and converts format 1): upgrade reslearn to read it"
+            f"{FORMAT_VERSION}: upgrade reslearn to read it"
         )
     if "digest" in raw and digest(raw) != raw["digest"]:
         raise CheckpointError(
             f"{str(p)!r} is corrupted: its content does not match its digest{_offer_previous(p)}"
         )
     return Checkpoint.from_dict(raw, repr(str(p)))
-
-
-def _from_legacy(raw: dict, p: Path) -> Checkpoint:
-    """Format 1 (commit 1470735 and before) -> format 2. Same tensors, new layout."""
-    from ..models import get_model_spec
-
-    rng = raw["rng"]
-    np_state = rng["numpy"]  # ('MT19937', uint32 keys, pos, has_gauss, cached_gaussian)
-    cfg = raw["config"]
-    # Old configs spelled arbitrary CIFAR depths resnet{6n+2}; the spec names them cifar_.
-    name = raw["model_name"]
-    try:
-        spec = get_model_spec(name)
-    except ValueError:
-        spec = get_model_spec(f"cifar_{name}")
-        cfg["model"]["name"] = spec.name
-    if cfg["optim"].get("iterations") is not None and cfg["optim"].get("epochs") is not None:
-        cfg["optim"]["iterations"] = None  # format 1 let epochs win over iterations
-    acc = raw["accum"]
-    state = {
-        "iteration": raw["iteration"],
-        "warming_up": raw["schedule"]["warming_up"],
-        # Format 1 did not save the warm-up window; it restarted empty on resume.
-        "warm_window": {"err": 0, "n": 0},
-        "meters": {k: acc[k] for k in ("loss", "err", "n", "steps", "train_time")},
-        "wall_s": raw["wall_s"],
-        "rng": {
-            "python": rng["python"],
-            "numpy": {
-                "keys": torch.from_numpy(np_state[1].astype("int64")),
-                "pos": int(np_state[2]),
-                "has_gauss": int(np_state[3]),
-                "cached_gaussian": float(np_state[4]),
-            },
-            "torch": rng["torch"],
-            "cuda": rng.get("cuda"),
-        },
-        "data": {"augment": rng["augment"]},
-    }
-    kw = raw["model_kwargs"]
-    return Checkpoint(
-        model=raw["model"],
-        spec=spec.to_dict(),
-        model_options={
-            "num_classes": kw["num_classes"],
-            "shortcut": kw.get("shortcut"),
-            "variant": kw.get("variant"),
-            "zero_init_residual": cfg["model"].get("zero_init_residual", False),
-        },
-        classes=list(raw["classes"]),
-        preprocessing=dict(raw["normalizer"]),
-        config=cfg,
-        train_state=state,
-        optimizer=raw["optimizer"],
-        provenance={
-            "version": raw.get("version"),
-            "git_commit": raw.get("git_commit"),
-            "data_source": raw.get("data_source"),
-            "converted_from": LEGACY_FORMAT,
-        },
-    )
-
-
-def as_plain(obj: Any) -> Any:
-    """Dataclasses and tuples -> dicts and lists (what a checkpoint may hold)."""
-    if hasattr(obj, "__dataclass_fields__"):
-        return as_plain(asdict(obj))
-    if isinstance(obj, dict):
-        return {k: as_plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [as_plain(v) for v in obj]
-    return obj
