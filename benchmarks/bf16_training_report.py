@@ -87,7 +87,8 @@ def main(runs: Path, docs: Path) -> None:
             "",
             f"Test error bf16 - fp32: {gap:+.2f} points (seed range {rng:.2f}). Verdict: {verdict}.",
             f"Speed: bf16 {summary['bf16'][3] / summary['off'][3]:.2f}x fp32 (img/s of the last "
-            "epoch, one thread each, two runs sharing the machine).",
+            "epoch, one thread each, two runs sharing the machine, and with whatever else ran on it: "
+            "indicative only; `reslearn bench` measures speed, docs/performance.md).",
         ]
     (docs / "report.md").write_text("\n".join(lines) + "\n")
     plot(by_amp, docs / "test_error.png")
