@@ -142,7 +142,7 @@ def test_verdicts_say_when_the_seeds_do_not_separate_two_nets(tmp_path):
 
 
 def test_reproduce_skips_finished_and_resumes_interrupted(tmp_path, monkeypatch):
-    from reslearn.reproduce import cifar as rc
+    from reslearn.reproduce import study as rc
     from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, train
 
     data = write_pickle_cifar(tmp_path / "c10", per_batch=40, test=60)

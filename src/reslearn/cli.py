@@ -157,69 +157,15 @@ def config_from_args(a: argparse.Namespace):
     return apply_layers(TrainConfig(), train_layers(a)[0])
 
 
-def _without_nproc(argv: list[str]) -> list[str]:
-    out, skip = [], False
-    for x in argv:
-        if skip:
-            skip = False
-        elif x == "--nproc":
-            skip = True
-        elif not x.startswith("--nproc="):
-            out.append(x)
-    return out
-
-
-def launch_torchrun(n: int, argv: list[str]) -> int:
-    """``reslearn train --nproc N ...``: ``torchrun --standalone --nproc-per-node N -m reslearn train ...``"""
-    import subprocess
-
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc-per-node={n}",
-        "-m",
-        "reslearn",
-        *_without_nproc(argv),
-    ]
-    print("launching: " + " ".join(cmd[2:]), flush=True)
-    return subprocess.run(cmd).returncode
-
-
 def _cmd_train(a: argparse.Namespace) -> int:
-    import torch.distributed as tdist
+    from .distributed import is_main_process, launched_world_size
+    from .train.launch import launch_torchrun, train_job
 
-    from .distributed import launched_world_size
-    from .train import train
-
-    if a.nproc is not None:
-        if a.nproc < 1:
-            raise ValueError(f"--nproc must be a positive integer, got {a.nproc}")
-        if a.nproc > 1 and launched_world_size() == 1:
-            return launch_torchrun(a.nproc, a.argv)
+    if a.nproc is not None and a.nproc != 1 and launched_world_size() == 1:
+        return launch_torchrun(a.nproc, a.argv)  # refuses N < 1; each worker runs train_job
     layers, names = train_layers(a)
-    resume = a.resume
-    if a.auto_resume:
-        if resume:
-            raise ValueError("give --resume RUN_DIR or --auto-resume (with --out), not both")
-        out = layers[2].get("run.out") or layers[1].get("run.out") or layers[0].get("run.out")
-        if not out:
-            raise ValueError("--auto-resume needs --out RUN_DIR")
-        if (Path(out) / "last.pt").exists():
-            resume, layers = out, [{k: v for k, v in lay.items() if k != "run.out"} for lay in layers]
-    try:
-        if resume:
-            if a.overwrite:
-                raise ValueError("--overwrite starts a new run; it does not go with --resume")
-            run_dir = train(resume=resume, overrides=layers, flag_names=names)
-        else:
-            run_dir = train(overrides=layers, flag_names=names, overwrite=a.overwrite)
-    finally:
-        main_process = not (tdist.is_available() and tdist.is_initialized()) or tdist.get_rank() == 0
-        if tdist.is_available() and tdist.is_initialized():
-            tdist.destroy_process_group()
-    if main_process:
+    run_dir = train_job(layers, names, a.resume, a.overwrite, a.auto_resume)
+    if is_main_process():
         print(f"run directory: {run_dir}")
     return 0
 
@@ -425,28 +371,18 @@ def _add_responses(sub) -> None:
 def _cmd_responses(a: argparse.Namespace) -> int:
     import json
 
-    from .evaluate import checkpoint_data, load_for_inference
     from .io import atomic_write_text, output_file
-    from .reproduce import layer_responses
+    from .reproduce.responses import checkpoint_responses
     from .speed import select_device
 
     dev = select_device(a.device)
     out = output_file(a.out, overwrite=a.overwrite, reading=a.checkpoints, log=print) if a.out else None
     results = []
     for ck in a.checkpoints:
-        model, normalizer, ckpt = load_for_inference(ck, dev)
-        res = layer_responses(model, normalizer, checkpoint_data(ckpt, a.data_dir).test_x)
-        std = [v for _, v in res]
-        results.append(
-            {
-                "checkpoint": str(ck),
-                "model": ckpt.model_name,
-                "layers": [n for n, _ in res],
-                "std": std,
-                "sorted": sorted(std, reverse=True),
-            }
-        )
-        print(f"{ckpt.model_name} ({ck}): {len(std)} 3x3 layers, mean std {sum(std) / len(std):.3f}")
+        res = checkpoint_responses(ck, dev, a.data_dir)
+        std = res["std"]
+        results.append({"checkpoint": str(ck), **res, "sorted": sorted(std, reverse=True)})
+        print(f"{res['model']} ({ck}): {len(std)} 3x3 layers, mean std {sum(std) / len(std):.3f}")
         print("  layer order: " + " ".join(f"{v:.2f}" for v in std))
         print("  sorted:      " + " ".join(f"{v:.2f}" for v in sorted(std, reverse=True)))
     if out:

@@ -61,6 +61,12 @@ def launched_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun job, or a process alone (from torchrun's environment: true
+    before the process group is joined and after it is left)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def init_from_env(device: torch.device) -> DistInfo:
     """Join torchrun's process group once (NCCL for CUDA, gloo for CPU); a no-op alone."""
     if launched_world_size() <= 1 or tdist.is_initialized():

@@ -1,4 +1,6 @@
-from .cifar import (
+from .report import collect_runs, summarize, verdicts, write_report
+from .responses import layer_responses, response_layers
+from .study import (
     FIGURE4_MODELS,
     PAPER_MODELS,
     ensure_responses,
@@ -6,8 +8,6 @@ from .cifar import (
     reproduce_imagenet,
     run_study,
 )
-from .report import collect_runs, summarize, verdicts, write_report
-from .responses import layer_responses, response_layers
 
 __all__ = [
     "FIGURE4_MODELS",

@@ -3,6 +3,8 @@ after BN and before the ReLU / addition, over the CIFAR-10 test set."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -67,3 +69,18 @@ def layer_responses(
         var = (sqs[i] / n - mean * mean).clamp_min(0) * n / max(1, n - 1)
         res.append((name, float(var.sqrt())))
     return res
+
+
+def checkpoint_responses(checkpoint: str | Path, device: torch.device, data_dir: str | None = None) -> dict:
+    """Figure 7 for one trained net: {"model", "iteration", "layers", "std"} over the test
+    split of the data it was trained on (or ``data_dir``)."""
+    from ..evaluate import checkpoint_data, load_for_inference
+
+    model, normalizer, ckpt = load_for_inference(checkpoint, device)
+    res = layer_responses(model, normalizer, checkpoint_data(ckpt, data_dir).test_x)
+    return {
+        "model": ckpt.model_name,
+        "iteration": ckpt.iteration,
+        "layers": [n for n, _ in res],
+        "std": [s for _, s in res],
+    }

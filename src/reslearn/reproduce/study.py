@@ -1,4 +1,5 @@
-"""``reslearn reproduce cifar|imagenet``: every (model, seed) run of one of the paper's studies.
+"""The study runner of ``reslearn reproduce cifar|imagenet``: every (model, seed) run of one
+of the paper's studies.
 
 Runs go to ``DIR/<model>-s<seed>/``; a finished run (final.json) is skipped, an
 interrupted one (last.pt, no final.json) is resumed exactly, then the report is built.
@@ -12,11 +13,11 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ..evaluate import checkpoint_data, load_for_inference
+from ..io import atomic_write_text
 from ..models import get_model_spec
 from ..speed import select_device
 from ..train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, is_finished, train
-from .responses import layer_responses
+from .responses import checkpoint_responses
 
 PAPER_MODELS = (
     "plain20",
@@ -120,20 +121,7 @@ def reproduce_imagenet(
 def ensure_responses(run_dir: Path, device: str = "auto", data_dir: str | None = None) -> Path:
     """Compute Figure-7 responses of a finished run once (RUN_DIR/responses.json)."""
     path = run_dir / "responses.json"
-    if path.exists():
-        return path
-    dev = select_device(device)
-    model, normalizer, ckpt = load_for_inference(run_dir, dev)
-    res = layer_responses(model, normalizer, checkpoint_data(ckpt, data_dir).test_x)
-    path.write_text(
-        json.dumps(
-            {
-                "model": ckpt.model_name,
-                "iteration": ckpt.iteration,
-                "layers": [n for n, _ in res],
-                "std": [s for _, s in res],
-            },
-            indent=1,
-        )
-    )
+    if not path.exists():
+        res = checkpoint_responses(run_dir, select_device(device), data_dir)
+        atomic_write_text(path, json.dumps(res, indent=1))
     return path
