@@ -15,7 +15,7 @@ from reslearn.evaluate.views import center_view, fully_convolutional_logits, mul
 from reslearn.models import get_model_spec
 from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, read_metrics, train
 from reslearn.train.recipes import resolve
-from reslearn.train.schedules import Plateau, schedule_milestones
+from reslearn.train.schedules import Plateau, make_schedule
 
 from .helpers import IMAGENET_WNIDS, write_imagenet_folder
 
@@ -210,7 +210,8 @@ def test_recipe_is_chosen_from_the_net_and_the_data(inet, tiny_data):
         get_model_spec("resnet18"),
     )
     assert (s.optim.epochs, s.optim.iterations) == (90, None)
-    assert schedule_milestones("step", 900, (0.5,), 10, 30) == [300, 600]
+    step = make_schedule(OptimConfig(schedule="step", step_epochs=30), 900, 10, warm_up=False)
+    assert step.at == [300, 600]
     with pytest.raises(ValueError, match="streams"):
         resolve(
             TrainConfig(ModelConfig("resnet18"), DataConfig(str(inet), loader="device")),
@@ -224,10 +225,10 @@ def test_recipe_is_chosen_from_the_net_and_the_data(inet, tiny_data):
 
 
 def test_plateau_divides_lr_after_patience():
-    p = Plateau()
-    drops = [p.update(e, patience=2, threshold=0.5) for e in (50, 40, 39.8, 39.9, 30, 30, 30)]
+    p = Plateau(0.1, patience=2, threshold=0.5)
+    drops = [p.observe(e) for e in (50, 40, 39.8, 39.9, 30, 30, 30)]
     assert drops == [False, False, False, True, False, False, True]
-    assert p.drops == 2
+    assert p.drops == 2 and p.lr(0) == pytest.approx(0.001)
 
 
 def test_dali_without_dali_says_how_to_install(inet, tmp_path, monkeypatch):

@@ -17,7 +17,7 @@ from reslearn.train import (
     read_metrics,
     train,
 )
-from reslearn.train.schedules import lr_at, milestone_iterations
+from reslearn.train.schedules import Milestones, Plateau, WarmUp, milestone_iterations
 
 TIMING = ("images_per_s", "wall_s")
 
@@ -43,16 +43,33 @@ def tiny_cfg(data_dir, out, iterations=24, **run) -> TrainConfig:
 def test_paper_schedule_milestones_and_warmup():
     ms = milestone_iterations(64_000, (0.5, 0.75))
     assert ms == [32_000, 48_000]
-    kw = dict(base_lr=0.1, milestones=ms, warmup_lr=0.01)
-    assert lr_at(0, warming_up=False, **kw) == 0.1
-    assert lr_at(31_999, warming_up=False, **kw) == 0.1
-    assert lr_at(32_000, warming_up=False, **kw) == pytest.approx(0.01)
-    assert lr_at(47_999, warming_up=False, **kw) == pytest.approx(0.01)
-    assert lr_at(48_000, warming_up=False, **kw) == pytest.approx(0.001)
-    assert lr_at(63_999, warming_up=False, **kw) == pytest.approx(0.001)
-    assert lr_at(0, warming_up=True, **kw) == 0.01  # ResNet-110 warm-up
-    assert lr_at(400, warming_up=True, **kw) == 0.01
+    paper = Milestones(0.1, ms)
+    assert paper.lr(0) == 0.1
+    assert paper.lr(31_999) == 0.1
+    assert paper.lr(32_000) == pytest.approx(0.01)
+    assert paper.lr(47_999) == pytest.approx(0.01)
+    assert paper.lr(48_000) == pytest.approx(0.001)
+    assert paper.lr(63_999) == pytest.approx(0.001)
+    warm = WarmUp(Milestones(0.1, ms), lr_warm=0.01)
+    assert warm.lr(0) == 0.01  # ResNet-110 warm-up
+    assert warm.lr(400) == 0.01
+    assert not warm.end_window(err=90, n=100) and warm.lr(400) == 0.01  # 90% >= 80%: still warming up
+    assert warm.end_window(err=79, n=100) and warm.lr(400) == 0.1  # below 80%: the paper's lr
+    assert warm.lr(32_000) == pytest.approx(0.01) and not warm.active
     assert milestone_iterations(2000, (0.5, 0.75)) == [1000, 1500]  # --iterations scales
+
+
+def test_schedules_resume_from_their_state():
+    """Each schedule's state_dict restores it exactly, warm-up window and plateau included."""
+    a = WarmUp(Plateau(0.1, patience=2, threshold=0.5), window_steps=5)
+    for e in (50, 40, 40.2):
+        a.observe(e)
+    a.window = {"err": 3, "n": 64}
+    b = WarmUp(Plateau(0.1, patience=2, threshold=0.5), window_steps=5)
+    b.load_state_dict(json.loads(json.dumps(a.state_dict())))  # plain types
+    assert b == a
+    assert b.observe(40.1) and b.lr(0) == pytest.approx(0.01)  # plateau: 0.1 / 10, capped at 0.01
+    assert b.end_window(10, 100) and b.lr(0) == pytest.approx(0.01) and b.inner.drops == 1
 
 
 def test_warmup_switches_on_training_error(tiny_data, tmp_path):
@@ -96,7 +113,7 @@ def test_loss_falls_and_files_are_written(tiny_data, tmp_path):
     assert ckpt.iteration == 30 and not any(k.startswith("_orig_mod") for k in ckpt.model)
     assert ckpt.spec["name"] == "cifar_resnet8" and ckpt.spec["depth"] == 8 and ckpt.spec["residual"]
     assert ckpt.optimizer["state"] and set(ckpt.preprocessing) == {"mean", "std"}
-    assert {"rng", "data", "meters", "warm_window"} <= set(ckpt.train_state)
+    assert {"rng", "data", "meters", "schedule"} <= set(ckpt.train_state)
     assert ckpt.config["optim"]["iterations"] == 30 and ckpt.classes[:2] == ["airplane", "automobile"]
 
 

@@ -45,7 +45,7 @@ from .faults import Interrupted, RunError, StopSignals
 from .logging import MetricsLog, Progress, format_row, read_metrics
 from .optim import TrainStep, make_optimizer
 from .recipes import resolve
-from .schedules import current_lr, schedule_milestones
+from .schedules import Plateau, Schedule, WarmUp, make_schedule, schedule_state_from
 from .state import TrainState
 
 __all__ = ["Trainer", "build", "is_finished", "read_metrics", "train"]
@@ -68,7 +68,7 @@ class Trainer:
     step: TrainStep
     state: TrainState
     total: int  # iterations of the whole run
-    milestones: list[int]
+    schedule: Schedule  # the lr at every iteration (train/schedules.py)
     eval_every: int
     ckpt_every: int
     commit: str | None
@@ -195,9 +195,10 @@ def build(cfg: TrainConfig, run_dir: Path, ckpt: Checkpoint | None = None) -> Tr
     ipe = data.steps_per_epoch()
     total = cfg.optim.iterations if cfg.optim.epochs is None else cfg.optim.epochs * ipe
     eval_every = cfg.run.eval_every or ipe
-    state = TrainState(warming_up=warmup_enabled(cfg, spec))
-    o = cfg.optim
+    state = TrainState()
+    schedule = make_schedule(cfg.optim, total, ipe, warm_up=warmup_enabled(cfg, spec))
     if ckpt is not None:
+        schedule.load_state_dict(schedule_state_from(ckpt.train_state, schedule))
         model.load_state_dict(ckpt.model)
         optimizer.load_state_dict(ckpt.optimizer)
         data.normalizer.load_state_dict(ckpt.preprocessing)
@@ -217,7 +218,7 @@ def build(cfg: TrainConfig, run_dir: Path, ckpt: Checkpoint | None = None) -> Tr
         last_saved=ckpt.iteration if ckpt is not None else None,
         state=state,
         total=total,
-        milestones=schedule_milestones(o.schedule, total, o.milestones, ipe, o.step_epochs),
+        schedule=schedule,
         eval_every=eval_every,
         ckpt_every=cfg.run.checkpoint_every or eval_every,
         commit=git_commit() if dist.is_main else None,
@@ -233,7 +234,8 @@ def run_interval(tr: Trainer, until: int) -> None:
     # float64: sums of float32 losses stay exact, so a resumed run matches bit for bit.
     loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
     err_sum = torch.zeros((), device=dev, dtype=torch.long)
-    warm_err = torch.tensor(st.warm_window["err"], device=dev, dtype=torch.long)
+    warm = tr.schedule if isinstance(tr.schedule, WarmUp) else None
+    warm_err = torch.tensor(warm.window["err"] if warm else 0, device=dev, dtype=torch.long)
     n_local, t0, start = 0, time.perf_counter(), st.iteration
     # The first iteration with a non-finite loss (policy "stop"), counted on the device.
     never = torch.tensor(2**62, device=dev)
@@ -241,14 +243,7 @@ def run_interval(tr: Trainer, until: int) -> None:
     while st.iteration < until and not tr.signals.stop_now():
         tr.threads.update()  # an auto job follows the other jobs on the machine (a clock read)
         x, y = tr.next_batch()
-        tr.lr = current_lr(
-            st.iteration,
-            base_lr=tr.cfg.optim.lr,
-            milestones=tr.milestones,
-            plateau_drops=st.plateau.drops,
-            warming_up=st.warming_up,
-            warmup_lr=tr.cfg.optim.warmup_lr,
-        )
+        tr.lr = tr.schedule.lr(st.iteration)
         for g in tr.optimizer.param_groups:
             g["lr"] = tr.lr
         loss, errs = tr.step(x, y)
@@ -261,14 +256,15 @@ def run_interval(tr: Trainer, until: int) -> None:
         loss_sum += loss
         err_sum += errs
         n_local += len(y)
-        if st.warming_up:
+        if warm is not None and warm.active:
             warm_err += errs
-            st.warm_window["n"] += len(y)
-            if st.warm_window["n"] >= tr.cfg.optim.warmup_check_every * len(y):
-                end_warmup_window(tr, warm_err)
+            warm.window["n"] += len(y)
+            if warm.window["n"] >= warm.window_steps * len(y):
+                end_warmup_window(tr, warm, warm_err)
     if int(first_bad.item()) != int(never):
         raise non_finite(tr, int(first_bad.item()))
-    st.warm_window["err"] = int(warm_err.item())
+    if warm is not None:
+        warm.window["err"] = int(warm_err.item())
     n = torch.tensor(float(n_local), dtype=torch.float64, device=dev)
     loss, err, n = tr.dist.all_reduce_sum(torch.stack([loss_sum, err_sum.double(), n])).tolist()
     if dev.type == "cuda":
@@ -278,20 +274,18 @@ def run_interval(tr: Trainer, until: int) -> None:
     tr.progress.update(steps)
 
 
-def end_warmup_window(tr: Trainer, warm_err: torch.Tensor) -> None:
+def end_warmup_window(tr: Trainer, warm: WarmUp, warm_err: torch.Tensor) -> None:
     """Paper 4.2 (110 layers): lr 0.01 until the training error is below 80%, measured
     over windows of ``warmup_check_every`` iterations (one host sync per window)."""
-    w, o = tr.state.warm_window, tr.cfg.optim
-    both = torch.tensor([float(warm_err.item()), float(w["n"])], dtype=torch.float64, device=tr.device)
+    both = torch.tensor([float(warm_err.item()), float(warm.window["n"])], dtype=torch.float64)
+    both = both.to(tr.device)
     err, n = tr.dist.all_reduce_sum(both).tolist()
-    if 100.0 * err / n < o.warmup_until_err:
-        tr.state.warming_up = False
+    if warm.end_window(int(err), int(n)):
         tr.progress.log(
             f"warm-up done at iteration {tr.state.iteration}: training error below "
-            f"{o.warmup_until_err}%, lr back to {o.lr}"
+            f"{warm.until_err}%, lr back to {tr.schedule.lr(tr.state.iteration)}"
         )
     warm_err.zero_()
-    w["n"] = 0
 
 
 def report(tr: Trainer) -> dict:
@@ -316,10 +310,9 @@ def report(tr: Trainer) -> dict:
         row["skipped_images"] = getattr(tr.data, "skipped", 0)
     if tr.cfg.run.nan_policy == "skip-batch":
         row["skipped_batches"] = st.meters.skipped
-    o = tr.cfg.optim
-    if o.schedule == "plateau":
+    if isinstance(getattr(tr.schedule, "inner", tr.schedule), Plateau):
         held_out = row["val_err"] if "val_err" in row else row["test_err"]
-        if st.plateau.update(held_out, o.plateau_patience, o.plateau_threshold):
+        if tr.schedule.observe(held_out):
             tr.progress.log(
                 f"held-out error plateaued at {held_out:.2f}%: lr /10 from iteration {st.iteration}"
             )
@@ -340,6 +333,7 @@ def top1_err(tr: Trainer, split) -> float:
 def make_checkpoint(tr: Trainer) -> Checkpoint:
     state = tr.state.state_dict(tr.data.state_dict())
     state["wall_s"] = tr.wall_s()
+    state["schedule"] = tr.schedule.state_dict()
     return Checkpoint(
         model=unwrap(tr.model).state_dict(),
         spec=tr.spec.to_dict(),
@@ -354,7 +348,7 @@ def make_checkpoint(tr: Trainer) -> Checkpoint:
             "git_commit": tr.commit,
             "data_source": tr.data.source,
             "device": str(tr.device),
-            "milestones": tr.milestones,
+            "schedule": tr.schedule.describe(),
             "total": tr.total,
         },
     )
@@ -381,15 +375,7 @@ def save(tr: Trainer) -> None:
 
 def non_finite(tr: Trainer, iteration: int) -> RunError:
     """``iteration``: 1-based, the first step whose loss was NaN or inf."""
-    o, st = tr.cfg.optim, tr.state
-    lr = current_lr(
-        iteration - 1,
-        base_lr=o.lr,
-        milestones=tr.milestones,
-        plateau_drops=st.plateau.drops,
-        warming_up=st.warming_up,
-        warmup_lr=o.warmup_lr,
-    )
+    lr = tr.schedule.lr(iteration - 1)
     where = f"{tr.run_dir / 'last.pt'} (iteration {tr.last_saved})" if tr.last_saved else "none yet"
     return RunError(
         f"the training loss became non-finite (NaN or inf) at iteration {iteration}, lr {lr:g}; nothing "
@@ -597,7 +583,7 @@ def header(tr: Trainer) -> str:
         f"reslearn {__version__}: {tr.spec.name} on {tr.device} ({tr.speed.describe()}; "
         f"{tr.threads.describe()}{'; ' + tr.speed.reason if tr.speed.reason else ''}), "
         f"{tr.total} iterations of batch {tr.cfg.optim.batch_size} ({tr.total / ipe:.1f} epochs), "
-        f"milestones {tr.milestones}, data {d.source} ({d.num_train} train, {evals})"
+        f"{tr.schedule.describe()}, data {d.source} ({d.num_train} train, {evals})"
     )
 
 

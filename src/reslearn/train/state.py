@@ -9,8 +9,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from .schedules import Plateau
-
 
 @dataclass
 class Meters:
@@ -40,30 +38,23 @@ class Meters:
 
 @dataclass
 class TrainState:
-    """Where a run is: iteration, warm-up, meters, wall time; with the RNG states on save.
+    """Where a run is: iteration, meters, wall time; with the RNG states on save (the lr
+    schedule's state travels beside it, as ``schedule``).
 
     The data order needs no state of its own: it is a function of (seed, epoch) and the
     iteration. The augmentation generator belongs to the data and travels as ``data``.
     """
 
     iteration: int = 0
-    warming_up: bool = False
-    warm_window: dict[str, int] = field(default_factory=lambda: {"err": 0, "n": 0})
-    """Training errors and samples of the current warm-up window (Section 4.2, 110 layers)."""
     meters: Meters = field(default_factory=Meters)
     wall_s: float = 0.0
     """Wall time of the run before the current session (resumes add up)."""
-    plateau: Plateau = field(default_factory=Plateau)
-    """The plateau schedule's state (ImageNet recipe)."""
 
     def state_dict(self, data_state: dict[str, Any]) -> dict[str, Any]:
         return {
             "iteration": self.iteration,
-            "warming_up": self.warming_up,
-            "warm_window": dict(self.warm_window),
             "meters": asdict(self.meters),
             "wall_s": self.wall_s,
-            "plateau": self.plateau.state_dict(),
             "rng": capture_rng(),
             "data": data_state,
         }
@@ -71,11 +62,8 @@ class TrainState:
     def load_state_dict(self, d: dict[str, Any]) -> dict[str, Any]:
         """Restore; returns the data state for the data object to load."""
         self.iteration = int(d["iteration"])
-        self.warming_up = bool(d["warming_up"])
-        self.warm_window = {k: int(v) for k, v in d["warm_window"].items()}
         self.meters = Meters(**d["meters"])
         self.wall_s = float(d["wall_s"])
-        self.plateau = Plateau(**d.get("plateau", {}))  # format-1 checkpoints predate it
         restore_rng(d["rng"])
         return d["data"]
 
