@@ -10,7 +10,8 @@ from PIL import Image
 
 from reslearn.cli import main as cli_main
 from reslearn.data import load_cifar10
-from reslearn.data.cifar import DataError, write_pickle_batch
+from reslearn.data.cifar import write_pickle_batch
+from reslearn.data.folders import DataError
 from reslearn.train import train
 
 from .fault_helpers import small_cfg

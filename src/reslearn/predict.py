@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .data.cifar import IMAGE_EXTS
+from .data.folders import IMAGE_EXTS
 from .io import max_pixels, open_image
 from .speed import select_device
 from .use import load

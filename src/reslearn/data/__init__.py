@@ -3,11 +3,11 @@ from .cifar import (
     CIFAR10_MD5,
     CIFAR10_URL,
     CifarArrays,
-    DataError,
     download_cifar10,
     find_source,
     load_cifar10,
 )
+from .folders import DataError
 
 __all__ = [
     "CIFAR10_MD5",

@@ -65,10 +65,10 @@ class TrainData(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-class SeededAugmentation:
-    """What both implementations share: iterations per epoch, the evaluation splits, and the
-    augmentation generator as the data's resumable state. Subclasses set ``num_train``,
-    ``batch_size``, ``generator`` and ``_eval``."""
+class TrainDataBase:
+    """The base of every training data set (device, stream, ImageNet, DALI): iterations per
+    epoch, the evaluation splits, and the augmentation generator as the data's resumable
+    state. Subclasses set ``num_train``, ``batch_size``, ``generator`` and ``_eval``."""
 
     num_train: int
     batch_size: int

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..io import atomic_torch_save, cache_dir, open_image
+from .folders import IMAGE_EXTS, DataError, class_folders, image_files_in
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"  # published with the archive
@@ -40,17 +41,11 @@ CIFAR10_CLASSES = (
 PICKLE_DIR = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp"}
-
 EXPECTED_LAYOUT = (
     f"either DIR/{PICKLE_DIR}/{{data_batch_1..5,test_batch}} (the canonical python "
     f"version), DIR/{{data_batch_1..5,test_batch}}, or an image-folder tree "
     f"DIR/train/<class>/*.png|jpg and DIR/test/<class>/*.png|jpg"
 )
-
-
-class DataError(ValueError):
-    """The data set is missing, corrupt or laid out in a way we do not understand."""
 
 
 @dataclass
@@ -174,25 +169,6 @@ def read_pickle(d: Path) -> CifarArrays:
         f"pickle:{d}",
         "pickle",
     )
-
-
-def class_folders(split_dir: Path) -> list[str]:
-    """The class folders of ``split_dir``, sorted. Names starting with "." (.cache/,
-    .ipynb_checkpoints/, .git/) are not classes; fewer than two classes is an error."""
-    names = sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if len(names) < 2:
-        found = f"only {names[0]!r}" if names else "none"
-        raise DataError(
-            f"{str(split_dir)!r} needs at least two class folders (<class>/<image files>); found {found}"
-        )
-    return names
-
-
-def image_files_in(folder: Path) -> list[Path]:
-    """The image files directly in ``folder``, sorted by name; hidden files ("._x.jpg") skipped."""
-    return [
-        p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")
-    ]
 
 
 def _list_split(root: Path, classes: list[str]) -> list[tuple[Path, int]]:

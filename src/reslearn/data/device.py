@@ -14,7 +14,7 @@ import torch
 
 from ..distributed import DistInfo
 from .augment import Normalizer, crop_flip, fit_normalizer, random_crop_flip_params
-from .base import Batch, SeededAugmentation, epoch_permutation, holdout_split, rank_block
+from .base import Batch, TrainDataBase, epoch_permutation, holdout_split, rank_block
 from .cifar import CifarArrays
 
 
@@ -39,7 +39,7 @@ class TensorEvalSet:
             yield self.x[i:j], self.y[i:j]
 
 
-class DeviceData(SeededAugmentation):
+class DeviceData(TrainDataBase):
     """:class:`~reslearn.data.base.TrainData` over decoded arrays moved to ``device``."""
 
 

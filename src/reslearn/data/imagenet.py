@@ -34,8 +34,8 @@ from .augment import (
     resize_shorter,
     scale_crop_flip,
 )
-from .base import SeededAugmentation, epoch_permutation, make_loader, rank_block
-from .cifar import DataError, class_folders, image_files_in
+from .base import TrainDataBase, epoch_permutation, make_loader, rank_block
+from .folders import DataError, class_folders, image_files_in
 
 TRAIN_SCALE = (256, 480)  # shorter side range at 224x224 crops (Section 3.4)
 
@@ -222,7 +222,7 @@ class ImageFolderEvalSet:
             yield [v.to(self.device, non_blocking=True) for v in views], y.to(self.device, non_blocking=True)
 
 
-class ImageNetData(SeededAugmentation):
+class ImageNetData(TrainDataBase):
     """:class:`~reslearn.data.base.TrainData` for ImageNet-layout folders.
 
     ``image_size``: the crop (224 in the paper); a smaller one scales the resize range

@@ -20,9 +20,9 @@ from torch.utils.data import Dataset
 from ..distributed import DistInfo
 from ..io import open_image
 from .augment import Normalizer, fit_normalizer
-from .base import Batch, SeededAugmentation, epoch_permutation, holdout_split, make_loader, rank_block
-from .cifar import DataError, class_folders, image_files_in
+from .base import Batch, TrainDataBase, epoch_permutation, holdout_split, make_loader, rank_block
 from .device import global_crop_flip
+from .folders import DataError, class_folders, image_files_in
 
 EVAL_SPLITS = ("test", "val")  # CIFAR trees name it test/, ImageNet trees val/
 
@@ -90,7 +90,7 @@ class FileEvalSet:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 
-class StreamData(SeededAugmentation):
+class StreamData(TrainDataBase):
     """:class:`~reslearn.data.base.TrainData` over an image-folder tree ``root/train/<class>/*``
     with ``root/test/`` or ``root/val/``, decoded by ``workers`` DataLoader processes.
 
