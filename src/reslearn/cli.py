@@ -170,6 +170,13 @@ def _cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_device(s) -> None:
+    from .train.config import RunConfig, config_fields
+
+    doc = next(f.help for f in config_fields() if f.key == "run.device")
+    s.add_argument("--device", default=RunConfig.device, help=doc)
+
+
 def _add_threads(s) -> None:
     s.add_argument(
         "--threads",
@@ -207,8 +214,10 @@ def _add_eval(sub) -> None:
         "fully-convolutional (default: single)",
     )
     s.add_argument("--class-index", default=None, metavar="FILE", help="ImageNet: index wnid name TSV")
-    s.add_argument("--device", default="auto")
-    s.add_argument("--batch-size", type=int, default=None, help="default 1000 (CIFAR), 50 (ImageNet)")
+    _add_device(s)
+    s.add_argument(
+        "--batch-size", type=int, default=None, help="default 1000 (CIFAR), at most 250 (ImageNet)"
+    )
     s.add_argument("--workers", type=int, default=0, help="ImageNet decode workers; 0 = one per core")
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
     _add_threads(s)
@@ -246,7 +255,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 def _add_bench(sub) -> None:
     s = sub.add_parser("bench", help="training/inference img/s: baseline vs reslearn's fast path")
     s.add_argument("--models", default="resnet20,resnet56,resnet110,resnet18,resnet50")
-    s.add_argument("--device", default="auto")
+    _add_device(s)
     s.add_argument(
         "--batch-size",
         type=int,
@@ -313,7 +322,7 @@ def _add_reproduce(sub) -> None:
     s.add_argument("--image-size", type=int, default=None, help="imagenet: training crop (default 224)")
     s.add_argument("--class-index", default=None, metavar="FILE", help="imagenet: index wnid name TSV")
     s.add_argument("--batch-size", type=int, default=None, help="imagenet: default 256")
-    s.add_argument("--device", default="auto")
+    _add_device(s)
     s.set_defaults(fn=_cmd_reproduce)
 
 
@@ -335,7 +344,7 @@ def _cmd_reproduce(a: argparse.Namespace) -> int:
             a.out,
             models,
             seeds,
-            64_000 if a.iterations is None else a.iterations,
+            a.iterations,
             a.data_dir or "./data/cifar10",
             a.device,
             a.eval_every,
@@ -362,7 +371,7 @@ def _add_responses(sub) -> None:
     s = sub.add_parser("responses", help="std of every 3x3 layer's response (paper Figure 7)")
     s.add_argument("checkpoints", nargs="+", help="checkpoint files or run directories")
     s.add_argument("--data-dir", default=None, help="default: each run's data directory")
-    s.add_argument("--device", default="auto")
+    _add_device(s)
     s.add_argument("--out", default=None, metavar="FILE", help="write the results as JSON")
     _add_overwrite(s)
     s.set_defaults(fn=_cmd_responses)
@@ -411,7 +420,7 @@ def _add_predict(sub) -> None:
     s.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
     s.add_argument("--top-k", type=int, default=5)
     s.add_argument("--json", action="store_true", help="one JSON list on stdout")
-    s.add_argument("--device", default="auto")
+    _add_device(s)
     s.add_argument("--batch-size", type=int, default=64)
     _add_threads(s)
     s.set_defaults(fn=_cmd_predict)

@@ -12,6 +12,18 @@ from ..distributed import DistInfo
 from ..speed import SpeedSettings
 from .views import ViewFn, single_view
 
+# Images per evaluation batch, by recipe: CIFAR's 32x32 test set in 10 batches; ImageNet's
+# 224x224 views, decoded by workers, at most 250 (memory), whatever was asked.
+EVAL_BATCH_SIZE = {"cifar": 1000, "imagenet": 250}
+
+
+def eval_batch_size(recipe: str, asked: int | None) -> int:
+    """The one evaluation batch rule (training's evaluations and ``reslearn eval``)."""
+    default = EVAL_BATCH_SIZE[recipe]
+    if asked is None:
+        return default
+    return min(asked, default) if recipe == "imagenet" else asked
+
 
 def _scores(model, views, preprocess, speed, device, forward) -> tuple[torch.Tensor, bool]:
     """(N, classes) scores: the logits for one view, else softmax averaged over views."""

@@ -63,7 +63,7 @@ def evaluate_checkpoint(
     (Table 4, fully convolutional)."""
     from ..data.device import TensorEvalSet
     from ..speed import SpeedSettings, select_device
-    from .evaluate import evaluate
+    from .evaluate import eval_batch_size, evaluate
     from .views import fully_convolutional_logits
 
     dev = select_device(device)
@@ -77,10 +77,12 @@ def evaluate_checkpoint(
                 f"--views {views}: CIFAR nets are tested on the single original view (Section 4.2)"
             )
         data = checkpoint_data(ckpt, data_dir)
-        split = TensorEvalSet("test", data.test_x.to(dev), data.test_y.to(dev), batch_size or 1000)
+        bs = eval_batch_size(recipe, batch_size)
+        split = TensorEvalSet("test", data.test_x.to(dev), data.test_y.to(dev), bs)
         res = evaluate(model, split, normalizer, speed=speed, device=dev)
         return {**out, **res, "split": "test", "data": data.source}
-    split = imagenet_eval_split(ckpt, data_dir, views, class_index, batch_size or 50, workers, dev)
+    bs = eval_batch_size(recipe, batch_size)
+    split = imagenet_eval_split(ckpt, data_dir, views, class_index, bs, workers, dev)
     forward = fully_convolutional_logits if split.fully_convolutional else None
     res = evaluate(model, split, normalizer, speed=speed, device=dev, forward=forward)
     return {

@@ -73,7 +73,7 @@ def reproduce_cifar(
     out: str | Path,
     models: tuple[str, ...] = PAPER_MODELS,
     seeds: tuple[int, ...] = (1,),
-    iterations: int = 64_000,
+    iterations: int | None = None,  # None: the recipe's (64,000)
     data_dir: str = "./data/cifar10",
     device: str = "auto",
     eval_every: int = 0,

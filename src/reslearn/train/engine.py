@@ -36,6 +36,7 @@ from ..data.imagenet import ImageNetData
 from ..data.stream import StreamData
 from ..distributed import DistInfo, convert_sync_batchnorm, init_from_env, local_device
 from ..evaluate import evaluate
+from ..evaluate.evaluate import eval_batch_size
 from ..io import atomic_write_text
 from ..models import ModelSpec, create_model, get_model_spec
 from ..speed import SpeedSettings, select_device
@@ -127,7 +128,7 @@ def make_train_data(cfg: TrainConfig, device: torch.device, dist: DistInfo) -> T
             class_index=d.class_index,
             image_size=d.image_size,
             lighting=d.lighting,
-            eval_batch_size=min(cfg.run.eval_batch_size, 250),
+            eval_batch_size=eval_batch_size("imagenet", cfg.run.eval_batch_size),
             workers=d.workers,
             skip_bad_images=d.skip_bad_images,
             **common,

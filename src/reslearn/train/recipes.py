@@ -13,9 +13,19 @@ from .config import TrainConfig
 
 RECIPES: dict[str, dict] = {
     # Section 4.2: batch 128, lr 0.1 /10 at 32k and 48k, stop at 64k.
-    "cifar": {"batch_size": 128, "iterations": 64_000, "schedule": "milestones", "loader": "device"},
+    "cifar": {
+        "batch_size": 128,
+        "iterations": 64_000,
+        "schedule": "milestones",
+        "loader": "device",
+    },
     # Section 3.4: batch 256, lr 0.1 /10 when the error plateaus, up to 60e4 iterations.
-    "imagenet": {"batch_size": 256, "iterations": 600_000, "schedule": "plateau", "loader": "stream"},
+    "imagenet": {
+        "batch_size": 256,
+        "iterations": 600_000,
+        "schedule": "plateau",
+        "loader": "stream",
+    },
 }
 STEP_SCHEDULE_EPOCHS = 90  # the fixed step schedule's length (torchvision's reference)
 
