@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, read_metrics
+from reslearn.train import read_metrics
 
 TIMING = ("images_per_s", "wall_s")
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,10 +65,3 @@ def wait_for_training(run: Path, proc, timeout=120):
         time.sleep(0.05)
 
 
-def small_cfg(data, out, iterations=12, **run):
-    return TrainConfig(
-        ModelConfig("cifar_resnet8"),
-        DataConfig(str(data), download=False),
-        OptimConfig(batch_size=32, iterations=iterations),
-        RunConfig(out=str(out), device="cpu", progress="none", tensorboard=False, eval_every=6, **run),
-    )

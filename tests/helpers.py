@@ -1,4 +1,4 @@
-"""Tiny synthetic CIFAR-style data sets written in the canonical formats."""
+"""Tiny synthetic data sets written in the canonical formats, and the tests' training config."""
 
 from pathlib import Path
 
@@ -6,6 +6,19 @@ import numpy as np
 from PIL import Image
 
 from reslearn.data.cifar import PICKLE_DIR, TEST_BATCH, TRAIN_BATCHES, write_pickle_batch
+from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+
+
+def train_cfg(data_dir, out, iterations=12, model="cifar_resnet8", batch=32, **run) -> TrainConfig:
+    """The tests' one training config: a tiny net on tiny data (no download), on CPU, quiet,
+    an evaluation every 6 iterations; ``run`` sets any other RunConfig field."""
+    run = {"out": str(out), "device": "cpu", "progress": "none", "tensorboard": False, "eval_every": 6, **run}
+    return TrainConfig(
+        ModelConfig(model),
+        DataConfig(str(data_dir), download=False),
+        OptimConfig(batch_size=batch, iterations=iterations),
+        RunConfig(**run),
+    )
 
 
 def synthetic_images(n: int, seed: int, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:

@@ -14,10 +14,8 @@ from reslearn.data import load_cifar10
 from reslearn.data.device import DeviceData
 from reslearn.distributed import DistInfo
 from reslearn.train import (
-    DataConfig,
     ModelConfig,
     OptimConfig,
-    RunConfig,
     TrainConfig,
     engine,
     read_metrics,
@@ -25,29 +23,15 @@ from reslearn.train import (
 )
 from reslearn.train.optim import make_optimizer, norm_and_bias_parameters
 
-from .helpers import write_imagefolder
+from .helpers import train_cfg, write_imagefolder
 
 REGRESSION = Path(__file__).parent / "regression"
 KEYS = ("iteration", "epoch", "lr", "loss", "train_err", "test_err")
 
 
-def cfg_for(data_dir, out, iterations=12, model="cifar_resnet8", batch=32, **run) -> TrainConfig:
-    run = {
-        "out": str(out),
-        "device": "cpu",
-        "progress": "none",
-        "tensorboard": False,
-        "eval_every": 6,
-        "amp": "off",
-        "channels_last": False,
-        **run,
-    }
-    return TrainConfig(
-        ModelConfig(model),
-        DataConfig(str(data_dir), download=False),
-        OptimConfig(batch_size=batch, iterations=iterations),
-        RunConfig(**run),
-    )
+def cfg_for(data_dir, out, **kw) -> TrainConfig:
+    """The shared config in fp32 NCHW: these tests compare numbers to the last bit."""
+    return train_cfg(data_dir, out, **{"amp": "off", "channels_last": False, **kw})
 
 
 def same_rows(a, b, tol=0.0):

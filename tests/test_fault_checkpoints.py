@@ -9,11 +9,11 @@ from reslearn.checkpoint import CheckpointError, load_checkpoint
 from reslearn.cli import main as cli_main
 from reslearn.train import train
 
-from .fault_helpers import small_cfg
+from .helpers import train_cfg
 
 
 def test_truncated_and_bit_flipped_checkpoints_are_refused_with_their_path(tiny_data, tmp_path):
-    run = train(small_cfg(tiny_data, tmp_path / "r", iterations=12))
+    run = train(train_cfg(tiny_data, tmp_path / "r", iterations=12))
     good = (run / "last.pt").read_bytes()
     assert load_checkpoint(run / "prev.pt").iteration == 6  # the one before is kept
     (run / "last.pt").write_bytes(good[: len(good) // 2])

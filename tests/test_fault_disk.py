@@ -12,7 +12,8 @@ from reslearn.cli import main as cli_main
 from reslearn.train import train
 from reslearn.train.faults import RunError
 
-from .fault_helpers import cli_args, small_cfg
+from .fault_helpers import cli_args
+from .helpers import train_cfg
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint(tiny_data, tmp_path, small_di
     else:
         out = small_disk / "run"
     with pytest.raises(RunError, match="could not write the checkpoint.*No space left.*iteration 6.* intact"):
-        train(small_cfg(tiny_data, out))
+        train(train_cfg(tiny_data, out))
     assert load_checkpoint(out).iteration == 6  # the first one, whole
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]  # no half file left
 
@@ -52,7 +53,7 @@ def test_a_read_only_run_directory_is_an_error_naming_it(tiny_data, tmp_path, sm
     if small_disk is None:
         pytest.skip("needs a tmpfs mount to make a read-only directory (tests run as root)")
     out = small_disk / "run"
-    train(small_cfg(tiny_data, out, iterations=6))
+    train(train_cfg(tiny_data, out, iterations=6))
     before = (out / "last.pt").read_bytes()
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     with pytest.raises(RunError, match=f"cannot write into the run directory {out}"):

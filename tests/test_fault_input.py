@@ -14,8 +14,7 @@ from reslearn.data.cifar import write_pickle_batch
 from reslearn.data.folders import DataError
 from reslearn.train import train
 
-from .fault_helpers import small_cfg
-from .helpers import write_imagefolder, write_pickle_cifar
+from .helpers import train_cfg, write_imagefolder, write_pickle_cifar
 
 
 @pytest.mark.parametrize(
@@ -81,7 +80,7 @@ def test_missing_or_empty_data_directory(tmp_path, capsys):
 
 
 def test_classes_and_weights_that_do_not_fit_the_checkpoint(tiny_data, tmp_path, capsys):
-    run = train(small_cfg(tiny_data, tmp_path / "r", iterations=6))
+    run = train(train_cfg(tiny_data, tmp_path / "r", iterations=6))
     three = write_imagefolder(tmp_path / "three", per_class=3)
     assert cli_main(["eval", str(run), "--data-dir", str(three)]) == 2
     assert "has 3 classes, the model 10" in capsys.readouterr().err

@@ -82,9 +82,9 @@ def test_a_signal_on_any_step_resumes_to_the_uninterrupted_run(tiny_data, tmp_pa
     from reslearn.train import TrainStep, train
     from reslearn.train.faults import Interrupted
 
-    from .fault_helpers import small_cfg
+    from .helpers import train_cfg
 
-    ref = train(small_cfg(tiny_data, tmp_path / "ref", iterations=12))
+    ref = train(train_cfg(tiny_data, tmp_path / "ref", iterations=12))
     step, calls = TrainStep.__call__, {"n": 0}
 
     def signalling_step(self, x, y):
@@ -98,12 +98,12 @@ def test_a_signal_on_any_step_resumes_to_the_uninterrupted_run(tiny_data, tmp_pa
     run = tmp_path / "run"
     if at < 12:
         with pytest.raises(Interrupted, match=f"at iteration {at};"):
-            train(small_cfg(tiny_data, run, iterations=12))
+            train(train_cfg(tiny_data, run, iterations=12))
         assert load_checkpoint(run).iteration == at
         monkeypatch.setattr(TrainStep, "__call__", step)
         train(resume=str(run))
     else:  # the signal came with the last step: the run is finished, not interrupted
-        train(small_cfg(tiny_data, run, iterations=12))
+        train(train_cfg(tiny_data, run, iterations=12))
     assert (run / "final.json").exists()
     assert rows(run) == rows(ref) and len(rows(ref)) == 2
     a, b = load_checkpoint(ref).model, load_checkpoint(run).model

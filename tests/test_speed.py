@@ -12,7 +12,7 @@ from reslearn.speed import BF16_MIN_SPEEDUP, SpeedSettings, bf16_probe, kernel_k
 from reslearn.train import RunConfig, train
 from reslearn.train.engine import agree_on_amp
 
-from .test_train import tiny_cfg
+from .helpers import train_cfg
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_the_kernel_key_names_kernels_not_the_cpu_model():
 
 def test_the_run_header_gives_the_decision_and_its_ratio(probe, tiny_data, tmp_path, capsys):
     probe(0.42)
-    cfg = tiny_cfg(tiny_data, tmp_path / "r", iterations=2)
+    cfg = train_cfg(tiny_data, tmp_path / "r", iterations=2)
     cfg.run.amp, cfg.run.progress = "auto", "log"
     train(cfg)
     header = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("reslearn "))

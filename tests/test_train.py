@@ -7,37 +7,19 @@ import torch
 from reslearn.checkpoint import load_checkpoint
 from reslearn.cli import main as cli_main
 from reslearn.train import (
-    DataConfig,
     ModelConfig,
     OptimConfig,
     RunConfig,
     SpeedSettings,
-    TrainConfig,
     TrainStep,
     read_metrics,
     train,
 )
 from reslearn.train.schedules import Milestones, Plateau, WarmUp, milestone_iterations
 
+from .helpers import train_cfg
+
 TIMING = ("images_per_s", "wall_s")
-
-
-def tiny_cfg(data_dir, out, iterations=24, **run) -> TrainConfig:
-    return TrainConfig(
-        ModelConfig("cifar_resnet8"),
-        DataConfig(str(data_dir), download=False),
-        OptimConfig(batch_size=32, iterations=iterations),
-        RunConfig(
-            **{
-                "out": str(out),
-                "device": "cpu",
-                "progress": "none",
-                "tensorboard": False,
-                "eval_every": 6,
-                **run,
-            }
-        ),
-    )
 
 
 def test_paper_schedule_milestones_and_warmup():
@@ -74,14 +56,14 @@ def test_schedules_resume_from_their_state():
 
 def test_warmup_switches_on_training_error(tiny_data, tmp_path):
     """Warm-up (forced on): lr 0.01 until the windowed training error < threshold."""
-    cfg = tiny_cfg(tiny_data, tmp_path / "w", iterations=12, eval_every=1)
+    cfg = train_cfg(tiny_data, tmp_path / "w", iterations=12, eval_every=1)
     cfg.optim.warmup = "on"
     cfg.optim.warmup_check_every = 2
     cfg.optim.warmup_until_err = 101.0  # always below: ends at the first check
     train(cfg)
     lrs = [r["lr"] for r in read_metrics(tmp_path / "w")]
     assert lrs[:2] == [0.01, 0.01] and lrs[2] == 0.1
-    cfg = tiny_cfg(tiny_data, tmp_path / "w2", iterations=12, eval_every=1)
+    cfg = train_cfg(tiny_data, tmp_path / "w2", iterations=12, eval_every=1)
     cfg.optim.warmup = "on"
     cfg.optim.warmup_until_err = 0.0  # never below: warm-up lasts until the first milestone
     train(cfg)
@@ -90,7 +72,7 @@ def test_warmup_switches_on_training_error(tiny_data, tmp_path):
 
 
 def test_loss_falls_and_files_are_written(tiny_data, tmp_path):
-    run = train(tiny_cfg(tiny_data, tmp_path / "run", iterations=30))
+    run = train(train_cfg(tiny_data, tmp_path / "run", iterations=30))
     rows = read_metrics(run)
     assert [r["iteration"] for r in rows] == [6, 12, 18, 24, 30]
     assert rows[-1]["loss"] < rows[0]["loss"]
@@ -118,22 +100,22 @@ def test_loss_falls_and_files_are_written(tiny_data, tmp_path):
 
 
 def test_progress_bar_and_log_lines(tiny_data, tmp_path, capsys):
-    train(tiny_cfg(tiny_data, tmp_path / "bar", iterations=12, progress="bar"))
+    train(train_cfg(tiny_data, tmp_path / "bar", iterations=12, progress="bar"))
     err = capsys.readouterr().err
     assert "12/12" in err  # tqdm's bar (with its ETA) goes to stderr
-    train(tiny_cfg(tiny_data, tmp_path / "log", iterations=12, progress="log"))
+    train(train_cfg(tiny_data, tmp_path / "log", iterations=12, progress="log"))
     out = capsys.readouterr().out
     assert "it 6/12" in out and "it 12/12" in out and "test_err" in out
 
 
 def test_resume_equals_uninterrupted(tiny_data, tmp_path):
-    full = train(tiny_cfg(tiny_data, tmp_path / "full", checkpoint_every=5))
-    part_cfg = tiny_cfg(tiny_data, tmp_path / "part", checkpoint_every=5)
+    full = train(train_cfg(tiny_data, tmp_path / "full", iterations=24, checkpoint_every=5))
+    part_cfg = train_cfg(tiny_data, tmp_path / "part", iterations=24, checkpoint_every=5)
     train(part_cfg, stop_after=13)  # "killed" after iteration 13 (last checkpoint: 13)
     assert load_checkpoint(tmp_path / "part").iteration == 13
     # A run dir that holds a run is never overwritten by a fresh start.
     with pytest.raises(ValueError, match="--resume"):
-        train(tiny_cfg(tiny_data, tmp_path / "part"))
+        train(train_cfg(tiny_data, tmp_path / "part", iterations=24))
     train(resume=str(tmp_path / "part"))
     a, b = read_metrics(full), read_metrics(tmp_path / "part")
     assert len(a) == len(b) == 4
@@ -148,7 +130,7 @@ def test_resume_equals_uninterrupted(tiny_data, tmp_path):
 def test_val_split_and_mean_from_training_split_only(tiny_data, tmp_path):
     from reslearn.data import load_cifar10
 
-    cfg = tiny_cfg(tiny_data, tmp_path / "v", iterations=6)
+    cfg = train_cfg(tiny_data, tmp_path / "v", iterations=6)
     cfg.data.val_split = 50
     run = train(cfg)
     rows = read_metrics(run)
@@ -161,7 +143,7 @@ def test_val_split_and_mean_from_training_split_only(tiny_data, tmp_path):
     assert torch.allclose(mean, train_mean, atol=1e-6)
     assert not torch.allclose(mean, all_mean, atol=1e-4)
     # Intermediate evaluations leave the test split untouched.
-    cfg = tiny_cfg(tiny_data, tmp_path / "v2", iterations=12)
+    cfg = train_cfg(tiny_data, tmp_path / "v2", iterations=12)
     cfg.data.val_split = 50
     rows = read_metrics(train(cfg))
     assert rows[0]["test_err"] is None and rows[-1]["test_err"] is not None
@@ -206,7 +188,7 @@ def test_cuda_fast_path_matches_baseline_loss():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_training_run_compiled(tiny_data, tmp_path):
     """The GPU path end to end: data on the device, bf16, CUDA-graph compile, fp32 eval."""
-    run = train(tiny_cfg(tiny_data, tmp_path / "cuda", iterations=12, device="cuda", compile=True))
+    run = train(train_cfg(tiny_data, tmp_path / "cuda", iterations=12, device="cuda", compile=True))
     rows = read_metrics(run)
     assert len(rows) == 2 and all(math.isfinite(r["loss"]) for r in rows)
     assert all(0 <= r["test_err"] <= 100 for r in rows)
