@@ -227,14 +227,20 @@ class Ceiling:
 
 
 def measure_ceiling(
-    model: nn.Module, x: torch.Tensor, speed: SpeedSettings, device, rounds: int = 3
+    model: nn.Module,
+    x: torch.Tensor,
+    speed: SpeedSettings,
+    device,
+    rounds: int = 3,
+    matmul: float | None = None,
 ) -> Ceiling:
     """The net's exact mult-adds and the best rate any of its own layers (each timed alone
     at its real shape, best of ``rounds``) or a 1024^3 matrix product reaches in this mode
     (module docstring). All of a step's mult-adds at the best rate seen anywhere: no step
     can be faster."""
     fns = _layer_fns(_layer_calls(model, speed.prepare_input(x)), speed, device)
-    train_rate = infer_rate = matmul_rate(device, speed.amp_dtype or speed.dtype)
+    # ``matmul``: the product's rate when the caller measured it already (once per precision)
+    train_rate = infer_rate = matmul or matmul_rate(device, speed.amp_dtype or speed.dtype)
     for train, infer, _, train_macs, infer_macs in fns:
         train(), infer()  # warm-up: kernel selection, allocation
         train_rate = max(train_rate, train_macs / min(_timed(train, device, 1) for _ in range(rounds)))
@@ -331,7 +337,14 @@ def bench_model(
         for c in order:
             c.infer_s.append(_timed(c.infer, device, c.infer_steps))
     if ceilings is None:
-        ceilings = {c.mode: measure_ceiling(c.model, c.x, c.speed, device) for c in cands}
+        dtypes = {c.speed.amp_dtype or c.speed.dtype for c in cands}
+        rates = {dt: matmul_rate(device, dt) for dt in dtypes}  # modes that share a precision share it
+        ceilings = {
+            c.mode: measure_ceiling(
+                c.model, c.x, c.speed, device, matmul=rates[c.speed.amp_dtype or c.speed.dtype]
+            )
+            for c in cands
+        }
     ref = cands[0]
     rows = []
     for c in cands:
@@ -378,10 +391,11 @@ def run_bench(
         get_model_spec(m)  # fail early, with a clear ValueError, on an unknown name
     for m in modes:
         _mode_settings(m, dev)
+    default = SpeedSettings.fast(dev)
     log(
         f"bench on {dev} ({torch.get_num_threads()} intra-op threads): {repeat} interleaved "
         f"rounds of {seconds:g} s training windows per mode, after a discarded warm-up; "
-        f"the training default here: {SpeedSettings.fast(dev).describe()} ({SpeedSettings.fast(dev).reason})"
+        f"the training default here: {default.describe()} ({default.reason})"
     )
     rows = []
     for m in models:
