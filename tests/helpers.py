@@ -6,7 +6,14 @@ import numpy as np
 from PIL import Image
 
 from reslearn.data.cifar import PICKLE_DIR, TEST_BATCH, TRAIN_BATCHES, write_pickle_batch
-from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, read_metrics
+
+TIMING = ("images_per_s", "wall_s")  # the metrics that differ between two runs of the same numbers
+
+
+def rows(run) -> list[dict]:
+    """A run's metrics rows without the timing columns: what must match to the last bit."""
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in read_metrics(run)]
 
 
 def train_cfg(data_dir, out, iterations=12, model="cifar_resnet8", batch=32, **run) -> TrainConfig:

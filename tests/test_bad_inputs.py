@@ -265,7 +265,9 @@ def test_the_table_is_long_and_its_ids_unique():
 
 
 @pytest.mark.parametrize("name, argv, code, named, env", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_gets_one_clear_line_and_changes_nothing(ws, capsys, monkeypatch, name, argv, code, named, env):
+def test_bad_input_gets_one_clear_line_and_changes_nothing(
+    ws, capsys, monkeypatch, name, argv, code, named, env
+):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.chdir(ws)
@@ -293,7 +295,10 @@ def test_hidden_folders_are_not_classes(ws, tmp_path, monkeypatch):
     monkeypatch.chdir(ws)
     out = tmp_path / "r"
     argv = ["train", "--model", "cifar_resnet8", "--data-dir", "folder", "--no-download", "--iterations", "1"]
-    assert cli_main([*argv, "--batch-size", "4", "--out", str(out), "--progress", "none", "--no-tensorboard"]) == 0
+    assert (
+        cli_main([*argv, "--batch-size", "4", "--out", str(out), "--progress", "none", "--no-tensorboard"])
+        == 0
+    )
     from reslearn.checkpoint import load_checkpoint
 
     assert load_checkpoint(out).classes == ["cat", "dog", "frog"]

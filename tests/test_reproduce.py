@@ -45,7 +45,7 @@ def test_responses_capture_bn_output_before_relu_and_addition():
     norm = nn.Identity()
     model(norm(images.float()))
     expected = [c.std().item() for c in captured]
-    got = [s for _, s in layer_responses(model, lambda x: x.float(), images, batch_size=7)]
+    got = [s for _, s in layer_responses(model, lambda x: x.float(), images.split(7))]
     assert len(got) == 7  # stem + 2 x 3 blocks
     assert got == pytest.approx(expected, rel=1e-6)
     assert any((c < 0).any() for c in captured)  # before the ReLU: negatives present

@@ -112,8 +112,16 @@ def test_eval_predict_and_bench_register_as_jobs(command, tmp_path, monkeypatch,
     def record(*args, **kwargs):
         seen.append((torch.get_num_threads(), (tmp_path / str(os.getpid())).read_text()))
         if command == "eval":
-            return {"model": "m", "iteration": 0, "images": 1, "split": "test", "data": "d",
-                    "views": "single", "top1_err": 0.0, "top5_err": 0.0}
+            return {
+                "model": "m",
+                "iteration": 0,
+                "images": 1,
+                "split": "test",
+                "data": "d",
+                "views": "single",
+                "top1_err": 0.0,
+                "top5_err": 0.0,
+            }
         return ([], []) if command == "predict" else []
 
     monkeypatch.setattr(evaluate, "evaluate_checkpoint", record)

@@ -9,6 +9,7 @@ import torch
 import torchvision
 
 import reslearn
+import reslearn.data
 from reslearn.cli import main as cli_main
 from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, train
 
@@ -76,7 +77,7 @@ def test_predict_imagenet_samples_and_unreadable_files(tmp_path, shared_data, ca
         probs = [t["prob"] for t in r["top_k"]]
         assert len(probs) == 1000 and probs == sorted(probs, reverse=True)
         assert sum(probs) == pytest.approx(1.0, abs=1e-4)
-        assert {t["class"] for t in r["top_k"][:1]} <= set(reslearn.use.imagenet_classes())
+        assert {t["class"] for t in r["top_k"][:1]} <= set(reslearn.data.get_dataset("imagenet").classes())
 
 
 @pytest.fixture(scope="module")

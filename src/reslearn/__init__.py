@@ -22,6 +22,7 @@ def __getattr__(name: str):
         return load
     raise AttributeError(f"module 'reslearn' has no attribute {name!r}")
 
+
 __all__ = [
     "Complexity",
     "ModelSpec",

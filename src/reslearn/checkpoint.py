@@ -20,9 +20,13 @@ import torch
 from torch import nn
 
 from .io import atomic_torch_save
+from .models import get_model_spec
 
 CHECKPOINT_FORMAT = "reslearn-checkpoint"
-FORMAT_VERSION = 2
+# 3: the net's spec and create_model options are derived from the config and the classes,
+# not stored beside them. 2 (which stored them too) is still read.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (2, 3)
 
 
 class CheckpointError(ValueError):
@@ -59,20 +63,27 @@ def git_commit() -> str | None:
         return None
 
 
+MODEL_OPTIONS = ("shortcut", "variant", "zero_init_residual", "init_mode")  # of config["model"]
+
+
+def model_options(config: dict[str, Any], num_classes: int) -> dict[str, Any]:
+    """The ``create_model`` keyword options of a run's config (a dict, as saved)."""
+    m = config["model"]
+    return {"num_classes": num_classes, **{k: m.get(k) for k in MODEL_OPTIONS}}
+
+
 @dataclass
 class Checkpoint:
     """Everything needed to resume a run exactly or to deploy its model.
 
-    model: the unwrapped state dict. spec: the net's ModelSpec as a dict. model_options:
-    the keyword options of ``create_model`` (num_classes, shortcut, variant, ...).
-    preprocessing: the Normalizer's state ({"mean", "std"} tensors). config: the resolved
-    TrainConfig as a dict. train_state: TrainState.state_dict(). optimizer: its state dict.
-    provenance: version, git commit, data source, device.
+    model: the unwrapped state dict. classes: the output classes' names. preprocessing:
+    the Normalizer's state ({"mean", "std"} tensors). config: the resolved TrainConfig as
+    a dict. train_state: TrainState.state_dict(). optimizer: its state dict. provenance:
+    version, git commit, data source, device. The net's spec and ``create_model`` options
+    follow from the config and the classes (:func:`model_options`), so are not stored.
     """
 
     model: dict[str, torch.Tensor]
-    spec: dict[str, Any]
-    model_options: dict[str, Any]
     classes: list[str]
     preprocessing: dict[str, torch.Tensor]
     config: dict[str, Any]
@@ -82,7 +93,15 @@ class Checkpoint:
 
     @property
     def model_name(self) -> str:
-        return self.spec["name"]
+        return self.config["model"]["name"]
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return get_model_spec(self.model_name).to_dict()
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        return model_options(self.config, len(self.classes))
 
     @property
     def iteration(self) -> int:
@@ -95,7 +114,7 @@ class Checkpoint:
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "checkpoint") -> Checkpoint:
         names = [f.name for f in fields(cls)]  # format, format_version and digest are the file's
-        missing = [n for n in names[:6] if n not in d]
+        missing = [n for n in names[:4] if n not in d]
         if missing:
             raise CheckpointError(f"{where} lacks {missing}: not a complete reslearn checkpoint")
         return cls(**{n: d[n] for n in names if n in d})
@@ -220,7 +239,7 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
     if raw.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{str(p)!r} is not a reslearn checkpoint")
     version = raw.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise CheckpointError(
             f"{str(p)!r} has checkpoint format version {version!r}; this reslearn reads "
             f"{FORMAT_VERSION}: upgrade reslearn to read it"

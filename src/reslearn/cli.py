@@ -318,7 +318,9 @@ def _add_reproduce(sub) -> None:
     s.add_argument("--seeds", default="1")
     s.add_argument("--iterations", type=int, default=None, help="default: the recipe's (64000; 60e4)")
     s.add_argument("--eval-every", type=int, default=0, help="iterations; 0 = one epoch")
-    s.add_argument("--data-dir", default=None, help="default ./data/cifar10 or ./data/imagenet")
+    s.add_argument(
+        "--data-dir", default=None, help="default: the data set's (./data/cifar10, ./data/imagenet)"
+    )
     s.add_argument("--image-size", type=int, default=None, help="imagenet: training crop (default 224)")
     s.add_argument("--class-index", default=None, metavar="FILE", help="imagenet: index wnid name TSV")
     s.add_argument("--batch-size", type=int, default=None, help="imagenet: default 256")
@@ -345,7 +347,7 @@ def _cmd_reproduce(a: argparse.Namespace) -> int:
             models,
             seeds,
             a.iterations,
-            a.data_dir or "./data/cifar10",
+            a.data_dir,
             a.device,
             a.eval_every,
         )
@@ -356,7 +358,7 @@ def _cmd_reproduce(a: argparse.Namespace) -> int:
             models,
             seeds,
             a.iterations,
-            a.data_dir or "./data/imagenet",
+            a.data_dir,
             a.device,
             a.eval_every,
             a.image_size,

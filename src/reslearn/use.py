@@ -7,6 +7,7 @@ run directory or an exported safetensors file (no pickle at all).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +15,8 @@ import torch
 from torch import nn
 
 from .checkpoint import Checkpoint, CheckpointError
-from .data.augment import TORCHVISION_MEAN, TORCHVISION_STD, Normalizer, center_view
-from .data.imagenet import imagenet_classes
+from .data.augment import TORCHVISION_MEAN, TORCHVISION_STD, Normalizer
+from .data.datasets import dataset_of, get_dataset
 from .io import output_file
 from .models import create_model, get_model_spec
 
@@ -23,24 +24,16 @@ from .models import create_model, get_model_spec
 @dataclass
 class Preprocess:
     """PIL image or uint8 tensor (3, H, W) -> the model's input (3, S, S), as evaluation
-    does: CIFAR nets take the image at 32x32 (resized if it is not) with the stored mean
-    image subtracted; ImageNet nets take shorter side 256/224 x S, the centre S x S crop,
-    the stored normalisation. Stack outputs for a batch."""
+    does: the data set's inference view (CIFAR: the image at S x S, resized if it is not;
+    ImageNet: shorter side 256/224 x S, the centre S x S crop; reslearn.data.datasets),
+    then the stored normalisation. Stack outputs for a batch."""
 
-    family: str
+    view: Callable[[torch.Tensor, int], torch.Tensor]
     size: int
     normalizer: Normalizer
 
     def __call__(self, img) -> torch.Tensor:
-        x = to_uint8_tensor(img)
-        if self.family == "cifar":
-            if tuple(x.shape[-2:]) != (self.size, self.size):
-                from torchvision.transforms.v2 import functional as TF
-
-                x = TF.resize(x, [self.size, self.size], antialias=True)
-        else:
-            x = center_view(x, self.size)[0]  # the "single" test view (evaluate.views)
-        return self.normalizer(x[None])[0]
+        return self.normalizer(self.view(to_uint8_tensor(img), self.size)[None])[0]
 
 
 def to_uint8_tensor(img) -> torch.Tensor:
@@ -54,31 +47,24 @@ def to_uint8_tensor(img) -> torch.Tensor:
     return torch.from_numpy(a.transpose(2, 0, 1).copy())
 
 
-def _preprocess_for(spec: dict, config: dict, prep: dict) -> Preprocess:
-    size = (config.get("data") or {}).get("image_size") or spec["input_size"][0]
-    return Preprocess(spec["family"], size, Normalizer(prep["mean"], prep["std"]))
+def input_size(config: dict) -> int:
+    """The side of a net's input: its training crop, else the net's own (32 or 224)."""
+    return (config.get("data") or {}).get("image_size") or get_model_spec(config["model"]["name"]).input_size[
+        0
+    ]
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Preprocess, list[str]]:
     """(model in eval mode, preprocess, class names) from a reslearn checkpoint, a run
     directory or a safetensors file written by ``reslearn export --format safetensors``."""
-    p = Path(path).expanduser()
-    if p.suffix == ".safetensors":
-        model, spec, config, prep, classes = _load_safetensors(p)
-    else:
-        from .checkpoint import load_checkpoint
-        from .evaluate.load import build_model
+    from .checkpoint import load_checkpoint
+    from .evaluate.load import build_model
 
-        ckpt = load_checkpoint(p)
-        model, spec, config, prep, classes = (
-            build_model(ckpt),
-            ckpt.spec,
-            ckpt.config,
-            ckpt.preprocessing,
-            ckpt.classes,
-        )
-    pre = _preprocess_for(spec, config, prep)
-    return model.to(device).eval(), pre, list(classes)
+    p = Path(path).expanduser()
+    ckpt = _read_safetensors(p) if p.suffix == ".safetensors" else load_checkpoint(p)
+    prep = Normalizer(ckpt.preprocessing["mean"], ckpt.preprocessing["std"])
+    pre = Preprocess(dataset_of(ckpt.config).inference_view, input_size(ckpt.config), prep)
+    return build_model(ckpt).to(device).eval(), pre, list(ckpt.classes)
 
 
 # ---------------------------------------------------------------- export
@@ -95,8 +81,7 @@ def export(path: str | Path, fmt: str, out: str | Path, overwrite: bool = False)
     out = output_file(out, overwrite=overwrite, reading=[resolve_checkpoint(path)], log=print)
     ckpt = load_checkpoint(path)
     model = build_model(ckpt).eval()
-    size = (ckpt.config.get("data") or {}).get("image_size") or ckpt.spec["input_size"][0]
-    x = torch.zeros(1, 3, size, size)
+    x = torch.zeros(1, 3, input_size(ckpt.config), input_size(ckpt.config))
     if fmt == "torchscript":
         torch.jit.save(torch.jit.script(model), str(out))
     elif fmt == "onnx":
@@ -126,15 +111,14 @@ def _save_safetensors(ckpt: Checkpoint, model: nn.Module, out: Path) -> None:
     tensors.update({f"preprocessing.{k}": v.contiguous() for k, v in ckpt.preprocessing.items()})
     meta = {
         "format": "reslearn-safetensors/1",
-        "spec": json.dumps(ckpt.spec),
-        "model_options": json.dumps(ckpt.model_options),
         "classes": json.dumps(list(ckpt.classes)),
         "config": json.dumps(ckpt.config),
     }
     save_file(tensors, str(out), metadata=meta)
 
 
-def _load_safetensors(p: Path):
+def _read_safetensors(p: Path) -> Checkpoint:
+    """An export as a Checkpoint (weights, classes, preprocessing, config): no pickle."""
     from safetensors import safe_open
 
     if not p.is_file():
@@ -147,11 +131,13 @@ def _load_safetensors(p: Path):
         raise CheckpointError(f"{str(p)!r} is not a readable safetensors file: {e}") from e
     if meta.get("format") != "reslearn-safetensors/1":
         raise CheckpointError(f"{str(p)!r} was not written by reslearn export (no reslearn metadata)")
-    spec, opts = json.loads(meta["spec"]), json.loads(meta["model_options"])
-    model = create_model(spec["name"], **{k: v for k, v in opts.items() if v is not None})
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
-    prep = {k[14:]: v for k, v in tensors.items() if k.startswith("preprocessing.")}
-    return model, spec, json.loads(meta["config"]), prep, json.loads(meta["classes"])
+    part = {
+        pre: {k[len(pre) + 1 :]: v for k, v in tensors.items() if k.startswith(pre + ".")}
+        for pre in ("model", "preprocessing")
+    }
+    return Checkpoint(
+        part["model"], json.loads(meta["classes"]), part["preprocessing"], json.loads(meta["config"])
+    )
 
 
 # ---------------------------------------------------------------- torchvision weights
@@ -191,14 +177,12 @@ def import_torchvision(weights: str | Path, model: str, out: str | Path, overwri
     net.load_state_dict(state)
     cfg = TrainConfig(
         ModelConfig(model, shortcut="B", variant="v1.5"),
-        DataConfig("./data/imagenet", normalize="channel", image_size=224),
+        DataConfig("./data/imagenet", dataset="imagenet", normalize="channel", image_size=224),
         OptimConfig(recipe="imagenet"),
     )
     ckpt = Checkpoint(
         model=net.state_dict(),
-        spec=spec.to_dict(),
-        model_options={"num_classes": 1000, "shortcut": "B", "variant": "v1.5", "zero_init_residual": False},
-        classes=list(imagenet_classes()),
+        classes=list(get_dataset("imagenet").classes()),
         preprocessing={
             "mean": torch.tensor(TORCHVISION_MEAN)[:, None, None],
             "std": torch.tensor(TORCHVISION_STD)[:, None, None],

@@ -9,7 +9,8 @@ set on the training device; the CIFAR default) and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -63,6 +64,34 @@ class TrainData(Protocol):
         ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """One entry of the data-set registry (reslearn.data.datasets): what the rest of
+    reslearn asks of a data set.
+
+    ``train_data(d, *, recipe, batch_size, seed, device, dist, eval_batch_size)``: the
+    :class:`TrainData` of the resolved data config ``d`` (a DataConfig) for ``recipe``.
+    ``eval_split(data_dir, options, classes, *, view, batch_size, workers, device)``: the
+    split a trained net is tested on (``options``: its saved data config; ``classes``: its
+    class names; ``view``: a reslearn.evaluate TestView); it has ``fully_convolutional``
+    when the view needs the fully-convolutional form. ``inference_view(img, size)``: uint8
+    (3, H, W) -> (3, size, size), the input ``reslearn.load``'s preprocess gives the net.
+    ``detect(root)``: whether a folder holds this data set (``data.dataset auto``).
+    ``classes()``: its fixed class names, when it has them. ``recipe``: the paper's recipe
+    for it. ``default_dir`` and ``where``: where it is looked for and how to get it.
+    """
+
+    name: str
+    recipe: str
+    default_dir: str
+    detect: Callable[[Any], bool]
+    train_data: Callable[..., TrainData]
+    eval_split: Callable[..., EvalSet]
+    inference_view: Callable[[torch.Tensor, int], torch.Tensor]
+    classes: Callable[[], tuple[str, ...]] | None = None
+    where: str = ""
 
 
 class TrainDataBase:

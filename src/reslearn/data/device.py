@@ -27,6 +27,8 @@ class TensorEvalSet:
     y: torch.Tensor  # (N,) int64
     batch_size: int
     dist: DistInfo = DistInfo()
+    source: str = ""  # provenance: format and path
+    fully_convolutional = False  # scored with the ordinary forward
 
     def __len__(self) -> int:
         return len(self.x)
@@ -41,7 +43,6 @@ class TensorEvalSet:
 
 class DeviceData(TrainDataBase):
     """:class:`~reslearn.data.base.TrainData` over decoded arrays moved to ``device``."""
-
 
     def __init__(
         self,

@@ -99,7 +99,6 @@ class StreamData(TrainDataBase):
     of the training split; all of them when the split is smaller).
     """
 
-
     def __init__(
         self,
         root: str | os.PathLike,

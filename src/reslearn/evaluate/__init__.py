@@ -1,7 +1,7 @@
 """Evaluation, outside the training engine: views, scoring, loading a trained model."""
 
 from .evaluate import evaluate
-from .load import build_model, checkpoint_data, evaluate_checkpoint, load_for_inference
+from .load import build_model, checkpoint_split, evaluate_checkpoint, load_for_inference
 from .views import (
     TEST_VIEWS,
     TestView,
@@ -20,7 +20,7 @@ __all__ = [
     "ViewFn",
     "build_model",
     "center_view",
-    "checkpoint_data",
+    "checkpoint_split",
     "evaluate",
     "evaluate_checkpoint",
     "fully_convolutional_logits",

@@ -173,8 +173,7 @@ def _seed_note(a: ModelSummary, b: ModelSummary, which: str) -> str:
     if gap > spread:
         return f"{which} gap {gap:.2f} points > seed range {spread:.2f}"
     return (
-        f"{which} gap {gap:.2f} points within the seed range {spread:.2f}: "
-        "these seeds do not separate them"
+        f"{which} gap {gap:.2f} points within the seed range {spread:.2f}: these seeds do not separate them"
     )
 
 

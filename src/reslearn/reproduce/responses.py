@@ -3,6 +3,7 @@ after BN and before the ReLU / addition, over the CIFAR-10 test set."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -31,7 +32,7 @@ def response_layers(model: nn.Module) -> list[tuple[str, nn.BatchNorm2d]]:
 
 @torch.inference_mode()
 def layer_responses(
-    model: nn.Module, normalizer: nn.Module, images: torch.Tensor, batch_size: int = 500
+    model: nn.Module, normalizer: nn.Module, batches: Iterable[torch.Tensor]
 ) -> list[tuple[str, float]]:
     """(layer name, std) for every 3x3 layer, in layer order.
 
@@ -56,8 +57,8 @@ def layer_responses(
     was_training = model.training
     model.eval()
     try:
-        for k in range(0, len(images), batch_size):
-            model(normalizer(images[k : k + batch_size].to(device)))
+        for x in batches:
+            model(normalizer(x.to(device)))
     finally:
         model.train(was_training)
         for h in hooks:
@@ -74,10 +75,11 @@ def layer_responses(
 def checkpoint_responses(checkpoint: str | Path, device: torch.device, data_dir: str | None = None) -> dict:
     """Figure 7 for one trained net: {"model", "iteration", "layers", "std"} over the test
     split of the data it was trained on (or ``data_dir``)."""
-    from ..evaluate import checkpoint_data, load_for_inference
+    from ..evaluate import checkpoint_split, load_for_inference
 
     model, normalizer, ckpt = load_for_inference(checkpoint, device)
-    res = layer_responses(model, normalizer, checkpoint_data(ckpt, data_dir).test_x)
+    split = checkpoint_split(ckpt, data_dir, device=device)
+    res = layer_responses(model, normalizer, (x for x, _ in split))
     return {
         "model": ckpt.model_name,
         "iteration": ckpt.iteration,

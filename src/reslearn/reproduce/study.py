@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from ..data.datasets import get_dataset
 from ..io import atomic_write_text
 from ..models import get_model_spec
 from ..speed import select_device
@@ -74,14 +75,16 @@ def reproduce_cifar(
     models: tuple[str, ...] = PAPER_MODELS,
     seeds: tuple[int, ...] = (1,),
     iterations: int | None = None,  # None: the recipe's (64,000)
-    data_dir: str = "./data/cifar10",
+    data_dir: str | None = None,  # None: the data set's default folder
     device: str = "auto",
     eval_every: int = 0,
     log=print,
 ) -> Path:
+    data = DataConfig(data_dir or get_dataset("cifar10").default_dir, dataset="cifar10")
+
     def make(model: str, seed: int, rd: Path) -> TrainConfig:
         run = RunConfig(out=str(rd), seed=seed, device=device, eval_every=eval_every, progress="log")
-        return TrainConfig(ModelConfig(model), DataConfig(data_dir), OptimConfig(iterations=iterations), run)
+        return TrainConfig(ModelConfig(model), data, OptimConfig(iterations=iterations), run)
 
     return run_study(out, models, seeds, make, lambda rd: ensure_responses(rd, device=device), log)
 
@@ -91,7 +94,7 @@ def reproduce_imagenet(
     models: tuple[str, ...] = FIGURE4_MODELS,
     seeds: tuple[int, ...] = (1,),
     iterations: int | None = None,
-    data_dir: str = "./data/imagenet",
+    data_dir: str | None = None,
     device: str = "auto",
     eval_every: int = 0,
     image_size: int | None = None,
@@ -110,7 +113,12 @@ def reproduce_imagenet(
     def make(model: str, seed: int, rd: Path) -> TrainConfig:
         return TrainConfig(
             ModelConfig(model),
-            DataConfig(data_dir, image_size=image_size, class_index=class_index),
+            DataConfig(
+                data_dir or get_dataset("imagenet").default_dir,
+                dataset="imagenet",
+                image_size=image_size,
+                class_index=class_index,
+            ),
             OptimConfig(recipe="imagenet", iterations=iterations, batch_size=batch_size),
             RunConfig(out=str(rd), seed=seed, device=device, eval_every=eval_every, progress="log"),
         )

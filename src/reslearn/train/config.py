@@ -71,6 +71,8 @@ class ModelConfig(_Section):
 class DataConfig(_Section):
     data_dir: str = "./data/cifar10"
     """CIFAR: cifar-10-batches-py/, that folder itself, or a train/ test/ tree. ImageNet: train/ val/."""
+    dataset: str = "auto"
+    """A registered data set (reslearn.data.DATASETS: cifar10, imagenet); auto: found from data_dir."""
     val_split: int = 0
     """Hold out this many training images for validation (paper: 5000); 0 = train on all."""
     normalize: str = choices("pixel", ("pixel", "channel"))
@@ -94,6 +96,8 @@ class DataConfig(_Section):
     """Count, log and skip unreadable images instead of stopping with the file's name."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise ValueError(f"dataset must be a data set's name or auto, got {self.dataset!r}")
         _positive("val_split", self.val_split, allow_zero=True)
         _positive("workers", self.workers, allow_zero=True)
         if self.image_size is not None:
@@ -106,7 +110,7 @@ class DataConfig(_Section):
 @dataclass
 class OptimConfig(_Section):
     recipe: str = choices("auto", ("auto", "cifar", "imagenet"))
-    """auto: imagenet for ImageNet-family nets on train/ val/ folders, else cifar (Sections 4.2, 3.4)."""
+    """auto: the data set's (Sections 4.2, 3.4); a CIFAR net takes the cifar recipe on any data."""
     batch_size: int | None = None
     """Global mini-batch; None = the recipe's (CIFAR 128 on two GPUs of 64; ImageNet 256)."""
     lr: float = 0.1

@@ -28,12 +28,9 @@ import torch
 from torch import nn
 
 from .._version import __version__
-from ..checkpoint import Checkpoint, git_commit, load_checkpoint, save_checkpoint, unwrap
-from ..data import DataError, load_cifar10
+from ..checkpoint import Checkpoint, git_commit, load_checkpoint, model_options, save_checkpoint, unwrap
 from ..data.base import TrainData
-from ..data.device import DeviceData
-from ..data.imagenet import ImageNetData
-from ..data.stream import StreamData
+from ..data.datasets import get_dataset
 from ..distributed import DistInfo, convert_sync_batchnorm, init_from_env, local_device
 from ..evaluate import evaluate
 from ..evaluate.evaluate import eval_batch_size
@@ -109,47 +106,16 @@ def distribute(model: nn.Module, speed: SpeedSettings, device: torch.device, dis
 
 
 def make_train_data(cfg: TrainConfig, device: torch.device, dist: DistInfo) -> TrainData:
-    """The TrainData implementation the (resolved) config asks for."""
-    d = cfg.data
-    common = dict(
+    """The training data of the (resolved) config's data set, from its registry entry."""
+    return get_dataset(cfg.data.dataset).train_data(
+        cfg.data,
+        recipe=cfg.optim.recipe,
         batch_size=cfg.optim.batch_size,
         seed=cfg.run.seed,
         device=device,
-        normalize=d.normalize,
-        augment=d.augment,
         dist=dist,
+        eval_batch_size=eval_batch_size(cfg.optim.recipe, cfg.run.eval_batch_size),
     )
-    if cfg.optim.recipe == "imagenet":
-        kind = ImageNetData
-        if d.loader == "dali":
-            from ..data.dali import DaliImageNetData as kind
-        return kind(
-            d.data_dir,
-            class_index=d.class_index,
-            image_size=d.image_size,
-            lighting=d.lighting,
-            eval_batch_size=eval_batch_size("imagenet", cfg.run.eval_batch_size),
-            workers=d.workers,
-            skip_bad_images=d.skip_bad_images,
-            **common,
-        )
-    common.update(val_split=d.val_split, eval_batch_size=cfg.run.eval_batch_size)
-    if d.loader == "stream":
-        if not Path(d.data_dir).expanduser().is_dir():
-            raise DataError(f"data directory {d.data_dir!r} does not exist")
-        return StreamData(d.data_dir, workers=d.workers, **common)
-    return DeviceData(load_cifar10(d.data_dir, download=d.download), **common)
-
-
-def model_options(cfg: TrainConfig, num_classes: int) -> dict[str, Any]:
-    m = cfg.model
-    return {
-        "num_classes": num_classes,
-        "shortcut": m.shortcut,
-        "variant": m.variant,
-        "zero_init_residual": m.zero_init_residual,
-        "init_mode": m.init_mode,
-    }
 
 
 def agree_on_amp(speed: SpeedSettings, dist: DistInfo) -> SpeedSettings:
@@ -188,7 +154,7 @@ def build(cfg: TrainConfig, run_dir: Path, ckpt: Checkpoint | None = None) -> Tr
     speed = agree_on_amp(SpeedSettings.from_run(cfg.run, device), dist)
     seed_everything(cfg.run.seed)
     data = make_train_data(cfg, device, dist)  # before any file is written: bad data leaves nothing
-    model = create_model(spec.name, **model_options(cfg, len(data.classes)))
+    model = create_model(spec.name, **model_options(cfg.to_dict(), len(data.classes)))
     model = model.to(device=device, dtype=speed.dtype)
     if cfg.run.sync_bn and dist.world_size > 1:
         model = convert_sync_batchnorm(model, device)
@@ -337,8 +303,6 @@ def make_checkpoint(tr: Trainer) -> Checkpoint:
     state["schedule"] = tr.schedule.state_dict()
     return Checkpoint(
         model=unwrap(tr.model).state_dict(),
-        spec=tr.spec.to_dict(),
-        model_options=model_options(tr.cfg, len(tr.data.classes)),
         classes=list(tr.data.classes),
         preprocessing=tr.data.normalizer.state_dict(),
         config=tr.cfg.to_dict(),

@@ -6,8 +6,7 @@ recipe before anything runs, so the saved config.json always holds the numbers u
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from ..data.datasets import detect_dataset, get_dataset
 from ..models import ModelSpec
 from .config import TrainConfig
 
@@ -30,23 +29,30 @@ RECIPES: dict[str, dict] = {
 STEP_SCHEDULE_EPOCHS = 90  # the fixed step schedule's length (torchvision's reference)
 
 
-def is_imagenet_layout(data_dir: str) -> bool:
-    d = Path(data_dir).expanduser()
-    return (d / "train").is_dir() and (d / "val").is_dir() and not (d / "test").is_dir()
+def choose_dataset(cfg: TrainConfig) -> str:
+    """ "auto": the ImageNet entry for the ImageNet recipe, else the registered data set
+    that claims the folder (reslearn.data.datasets)."""
+    if cfg.data.dataset != "auto":
+        return get_dataset(cfg.data.dataset).name
+    if cfg.optim.recipe == "imagenet":
+        return "imagenet"
+    return detect_dataset(cfg.data.data_dir).name
 
 
-def choose_recipe(cfg: TrainConfig, spec: ModelSpec) -> str:
-    """ "auto": imagenet for an ImageNet-family net on ImageNet-layout folders, else cifar."""
+def choose_recipe(cfg: TrainConfig, spec: ModelSpec, dataset: str) -> str:
+    """ "auto": the data set's recipe; a CIFAR net (32x32 input) takes the cifar recipe."""
     if cfg.optim.recipe != "auto":
         return cfg.optim.recipe
-    return "imagenet" if spec.family == "imagenet" and is_imagenet_layout(cfg.data.data_dir) else "cifar"
+    recipe = get_dataset(dataset).recipe
+    return "cifar" if recipe == "imagenet" and spec.family != "imagenet" else recipe
 
 
 def resolve(cfg: TrainConfig, spec: ModelSpec) -> TrainConfig:
-    """``cfg`` with every recipe-dependent None/"auto" replaced by the recipe's value."""
-    name = choose_recipe(cfg, spec)
+    """``cfg`` with the data set and every recipe-dependent None/"auto" resolved."""
+    dataset = choose_dataset(cfg)
+    name = choose_recipe(cfg, spec, dataset)
     r, o, d = RECIPES[name], cfg.optim, cfg.data
-    changes: dict = {"optim.recipe": name}
+    changes: dict = {"optim.recipe": name, "data.dataset": dataset}
     if o.batch_size is None:
         changes["optim.batch_size"] = r["batch_size"]
     schedule = r["schedule"] if o.schedule == "auto" else o.schedule

@@ -1,0 +1,184 @@
+"""The data-set registry: one :class:`~reslearn.data.base.DataSet` entry per data set.
+
+Everything the rest of reslearn asks of a data set goes through its entry: the training
+data (engine), the evaluation split of a trained net (``reslearn eval``, layer
+responses), the inference view stored with a net (``reslearn.load``, ``predict``), the
+class names, the paper's recipe for it and where it lives. ``data.dataset`` names the
+entry; ``auto`` finds it from the folder (:func:`detect_dataset`). A new data set is one
+entry (a new file, or a call of :func:`register_dataset`) and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .augment import center_view
+from .base import DataSet, TrainData
+from .cifar import CIFAR10_CLASSES, EXPECTED_LAYOUT, load_cifar10
+from .device import DeviceData, TensorEvalSet
+from .folders import DataError
+from .imagenet import (
+    IMAGENET_CLASSES_TSV,
+    ImageFolderEvalSet,
+    ImageNetData,
+    imagenet_classes,
+    list_split,
+    read_class_index,
+)
+from .stream import StreamData
+
+
+# ---------------------------------------------------------------- CIFAR-10 (Section 4.2)
+def _cifar10_train(d, *, recipe: str, **common) -> TrainData:
+    """The whole uint8 set on the device (default), or streamed from an image-folder tree."""
+    common.update(val_split=d.val_split, normalize=d.normalize, augment=d.augment)
+    if d.loader == "stream":
+        if not Path(d.data_dir).expanduser().is_dir():
+            raise DataError(f"data directory {d.data_dir!r} does not exist")
+        return StreamData(d.data_dir, workers=d.workers, **common)
+    return DeviceData(load_cifar10(d.data_dir, download=d.download), **common)
+
+
+def _cifar10_eval(data_dir: str, options: dict, classes, *, view, batch_size: int, workers: int, device):
+    """The test split, one original 32x32 view per image (Section 4.2)."""
+    if view.name != "single":
+        raise ValueError(
+            f"--views {view.name}: CIFAR nets are tested on the single original view (Section 4.2)"
+        )
+    own = data_dir == options.get("data_dir")
+    data = load_cifar10(data_dir, download=bool(options.get("download")) and own)
+    if len(data.classes) != len(classes):
+        raise ValueError(f"{data_dir!r} has {len(data.classes)} classes, the model {len(classes)}")
+    return TensorEvalSet(
+        "test", data.test_x.to(device), data.test_y.to(device), batch_size, source=data.source
+    )
+
+
+def resize_to(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(3, H, W) -> (3, size, size): a CIFAR net's input (kept as is when it is that size)."""
+    if tuple(x.shape[-2:]) == (size, size):
+        return x
+    from torchvision.transforms.v2 import functional as TF
+
+    return TF.resize(x, [size, size], antialias=True)
+
+
+CIFAR10 = DataSet(
+    name="cifar10",
+    recipe="cifar",
+    default_dir="./data/cifar10",
+    detect=lambda root: True,  # the fallback: an absent folder is where it is downloaded to
+    train_data=_cifar10_train,
+    eval_split=_cifar10_eval,
+    inference_view=resize_to,
+    classes=lambda: CIFAR10_CLASSES,
+    where=EXPECTED_LAYOUT + "; downloaded (MD5-checked) when absent",
+)
+
+
+# ---------------------------------------------------------------- ImageNet (Section 3.4)
+def is_imagenet_layout(root: Path) -> bool:
+    return (root / "train").is_dir() and (root / "val").is_dir() and not (root / "test").is_dir()
+
+
+def _imagenet_train(d, *, recipe: str, eval_batch_size: int, **common) -> TrainData:
+    """The paper's ImageNet pipeline; a CIFAR-recipe run on the same folders streams them
+    with the CIFAR augmentation (val/ as its test split)."""
+    common.update(normalize=d.normalize, augment=d.augment, workers=d.workers)
+    if recipe != "imagenet":
+        return StreamData(d.data_dir, eval_batch_size=eval_batch_size, val_split=d.val_split, **common)
+    kind = ImageNetData
+    if d.loader == "dali":
+        from .dali import DaliImageNetData as kind  # optional dependency (NVIDIA DALI)
+    return kind(
+        d.data_dir,
+        class_index=d.class_index,
+        image_size=d.image_size,
+        lighting=d.lighting,
+        eval_batch_size=eval_batch_size,
+        skip_bad_images=d.skip_bad_images,
+        **common,
+    )
+
+
+def _imagenet_eval(data_dir: str, options: dict, classes, *, view, batch_size: int, workers: int, device):
+    """The val/ split with the test view asked for, labelled as the net's classes (an
+    ImageNet-1k net, e.g. torchvision's, by the standard class index)."""
+    root = Path(data_dir).expanduser()
+    if not (root / "val").is_dir():
+        raise ValueError(f"no val/ split in {str(root)!r} (expected {root}/val/<wnid>/*.JPEG)")
+    index_file = options.get("class_index")
+    if index_file is None and tuple(classes) == imagenet_classes():
+        index_file = IMAGENET_CLASSES_TSV
+    index = read_class_index(index_file) if index_file else None
+    items, found = list_split(root / "val", index)
+    if len(found) != len(classes):
+        raise ValueError(f"{str(root / 'val')!r} has {len(found)} classes, the model {len(classes)}")
+    if index is None and list(found) != list(classes):
+        raise ValueError(f"the val/ folders {list(found)[:5]}... are not the checkpoint's classes")
+    return ImageFolderEvalSet(
+        "val",
+        items,
+        options.get("image_size") or 224,
+        view.batch_size(batch_size),
+        workers or (os.cpu_count() or 1),
+        device,
+        view_fn=view.make,
+        fully_convolutional=view.fully_convolutional,
+    )
+
+
+IMAGENET = DataSet(
+    name="imagenet",
+    recipe="imagenet",
+    default_dir="./data/imagenet",
+    detect=is_imagenet_layout,
+    train_data=_imagenet_train,
+    eval_split=_imagenet_eval,
+    inference_view=lambda x, size: center_view(x, size)[0],  # the "single" test view
+    classes=imagenet_classes,
+    where="DIR/train/<wnid>/*.JPEG and DIR/val/<wnid>/*.JPEG (not downloadable: see image-net.org)",
+)
+
+
+# ---------------------------------------------------------------- the registry
+DATASETS: dict[str, DataSet] = {d.name: d for d in (CIFAR10, IMAGENET)}
+
+
+def register_dataset(entry: DataSet, *, replace: bool = False) -> DataSet:
+    """Add a data set; ``data.dataset NAME`` then trains, evaluates and predicts with it,
+    and ``auto`` tries its ``detect`` before the built-in ones."""
+    if entry.name in DATASETS and not replace:
+        raise ValueError(f"a data set named {entry.name!r} is already registered")
+    DATASETS[entry.name] = entry
+    return entry
+
+
+def get_dataset(name: str) -> DataSet:
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; registered: {', '.join(DATASETS)} (or auto)")
+    return DATASETS[name]
+
+
+def detect_dataset(data_dir: str | os.PathLike) -> DataSet:
+    """``data.dataset auto``: the last-registered entry whose ``detect`` claims the folder
+    (CIFAR-10, downloaded when absent, claims any folder the others do not)."""
+    root = Path(data_dir).expanduser()
+    return next(d for d in reversed(DATASETS.values()) if d.detect(root))
+
+
+def dataset_of(config: dict) -> DataSet:
+    """The entry a saved run config trained on. Configs from before the registry name no
+    data set: theirs follows from the recipe."""
+    name = (config.get("data") or {}).get("dataset") or "auto"
+    if name == "auto":
+        name = "imagenet" if (config.get("optim") or {}).get("recipe") == "imagenet" else "cifar10"
+    if name not in DATASETS:
+        raise ValueError(
+            f"this net was trained on the data set {name!r}, which is not registered here: "
+            f"register it (reslearn.data.register_dataset) before using the net"
+        )
+    return DATASETS[name]
