@@ -1,4 +1,4 @@
-"""Regression references that hold on every CPU kind (issue 18).
+"""Regression references that hold on every CPU kind.
 
 A reference file holds the metrics of one short run, keyed by the kernels that made them
 (``reslearn.speed.kernel_key``: torch's version and CPU capability, the ISA flags oneDNN and

@@ -1,4 +1,4 @@
-"""Bad input, as a careless or hostile user types it (issue 19): every case gets a non-zero
+"""Bad input, as a careless or hostile user types it: every case gets a non-zero
 exit code and one clear line naming the bad value, no traceback, and leaves every file
 and folder of the workspace as it was. In process (no new interpreter per case)."""
 

@@ -1,4 +1,4 @@
-"""torchrun across processes (issue 10): real 2-process gloo jobs on CPU."""
+"""Distributed training with torchrun: real 2-process gloo jobs on CPU."""
 
 import json
 import os

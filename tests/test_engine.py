@@ -1,5 +1,5 @@
-"""The engine after the split (issue 8): regression against the old engine, checkpoints,
-the data interface, rank awareness, configuration from every source."""
+"""The training engine: checkpoints, weight decay, the data interface, rank awareness, warm-up,
+and the configuration from every source (flags, --set, files, resume)."""
 
 import json
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Faults done for real (issue 11): truncated, bit-flipped and code-running checkpoints."""
+"""Faults, done for real: truncated, bit-flipped and code-running checkpoints."""
 
 import os
 

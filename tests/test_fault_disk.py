@@ -1,4 +1,4 @@
-"""Faults done for real (issue 11): full and read-only disks, run directories that hold a run."""
+"""Faults, done for real: full and read-only disks, run directories that hold a run."""
 
 import errno
 import json

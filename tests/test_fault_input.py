@@ -1,4 +1,4 @@
-"""Faults done for real (issue 11): bad configuration and bad data, named before anything is written."""
+"""Faults, done for real: bad configuration and bad data, named before anything is written."""
 
 import re
 import shutil

@@ -1,4 +1,4 @@
-"""Faults done for real (issue 11): SIGKILL, SIGTERM and SIGINT during training."""
+"""Faults, done for real: SIGKILL, SIGTERM and SIGINT during training."""
 
 import random
 import signal

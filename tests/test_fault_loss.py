@@ -1,4 +1,4 @@
-"""Faults done for real (issue 11): non-finite losses."""
+"""Faults, done for real: non-finite losses."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""The ImageNet path (issue 9): augmentation, views, class index, bad images, recipe."""
+"""The ImageNet data set and recipe: augmentation, test views, class index, bad images."""
 
 import json
 import math

@@ -1,4 +1,4 @@
-"""The fast path is chosen by what the CPU measures, never by what it is called (issue 18).
+"""The fast path is chosen by what the CPU measures, never by what it is called.
 No test here depends on which way the probe goes on the machine running it."""
 
 import json

@@ -1,4 +1,4 @@
-"""Threads per process and several jobs on one machine (issue 13)."""
+"""Threads per process and several jobs on one machine."""
 
 import os
 import subprocess

@@ -1,4 +1,4 @@
-"""Using a trained net (issue 12): load, predict, export, hub, torchvision weights."""
+"""Using a trained net: load, predict, export, hub, torchvision weights."""
 
 import json
 import shutil

@@ -337,44 +337,44 @@ def bench_model(
         for c in order:
             c.infer_s.append(_timed(c.infer, device, c.infer_steps))
     if ceilings is None:
-        dtypes = {c.speed.amp_dtype or c.speed.dtype for c in cands}
-        rates = {dt: matmul_rate(device, dt) for dt in dtypes}  # modes that share a precision share it
-        ceilings = {
-            c.mode: measure_ceiling(
-                c.model, c.x, c.speed, device, matmul=rates[c.speed.amp_dtype or c.speed.dtype]
-            )
-            for c in cands
-        }
-    ref = cands[0]
-    rows = []
-    for c in cands:
-        tr = _stats([bs / t for t in c.train_s])
-        inf = _stats([bs / t for t in c.infer_s])
-        tx = _stats([a / b for a, b in zip(ref.train_s, c.train_s)])  # time ratio = speed ratio
-        ix = _stats([a / b for a, b in zip(ref.infer_s, c.infer_s)])
-        ceiling = ceilings[c.mode]
-        rows.append(
-            BenchRow(
-                name,
-                c.mode,
-                str(device),
-                bs,
-                c.speed.describe(),
-                repeat,
-                c.train_steps * statistics.median(c.train_s),
-                c.first_step_s,
-                *tr,
-                *inf,
-                *tx,
-                *ix,
-                c.macs,
-                ceiling.train_macs,
-                ceiling.train_rate,
-                ceiling.train_img_s,
-                ceiling.infer_img_s,
-            )
+        ceilings = measure_ceilings(cands, device)
+    return [_row(name, device, repeat, c, cands[0], ceilings[c.mode]) for c in cands]
+
+
+def measure_ceilings(cands: list[_Candidate], device: torch.device) -> dict[str, Ceiling]:
+    """Each mode's ceiling; modes that share a precision share its matmul rate."""
+    dtypes = {c.speed.amp_dtype or c.speed.dtype for c in cands}
+    rates = {dt: matmul_rate(device, dt) for dt in dtypes}
+    return {
+        c.mode: measure_ceiling(
+            c.model, c.x, c.speed, device, matmul=rates[c.speed.amp_dtype or c.speed.dtype]
         )
-    return rows
+        for c in cands
+    }
+
+
+def _row(name: str, device, repeat: int, c: _Candidate, ref: _Candidate, ceiling: Ceiling) -> BenchRow:
+    """One mode's row: rates and ratios to the reference mode (time ratio = speed ratio)."""
+    bs = len(c.x)
+    return BenchRow(
+        name,
+        c.mode,
+        str(device),
+        bs,
+        c.speed.describe(),
+        repeat,
+        c.train_steps * statistics.median(c.train_s),
+        c.first_step_s,
+        *_stats([bs / t for t in c.train_s]),
+        *_stats([bs / t for t in c.infer_s]),
+        *_stats([a / b for a, b in zip(ref.train_s, c.train_s)]),
+        *_stats([a / b for a, b in zip(ref.infer_s, c.infer_s)]),
+        c.macs,
+        ceiling.train_macs,
+        ceiling.train_rate,
+        ceiling.train_img_s,
+        ceiling.infer_img_s,
+    )
 
 
 def run_bench(

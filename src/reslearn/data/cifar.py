@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import atomic_torch_save, cache_dir, open_image
-from .folders import IMAGE_EXTS, DataError, class_folders, image_files_in
+from ..io import atomic_torch_save, cache_dir
+from .folders import IMAGE_EXTS, DataError, class_folders, decode_rgb, labelled_files
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"  # published with the archive
@@ -171,30 +171,6 @@ def read_pickle(d: Path) -> CifarArrays:
     )
 
 
-def _list_split(root: Path, classes: list[str]) -> list[tuple[Path, int]]:
-    items = []
-    for label, c in enumerate(classes):
-        files = image_files_in(root / c)
-        if not files:
-            raise DataError(f"class folder {str(root / c)!r} holds no images")
-        items += [(p, label) for p in files]
-    return items
-
-
-def _decode(path: Path) -> np.ndarray:
-    try:
-        with open_image(path) as im:
-            a = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except Exception as e:  # truncated, not an image, unreadable, too large
-        raise DataError(f"cannot read image {str(path)!r}: {e}") from e
-    return a.transpose(2, 0, 1)  # (3, H, W)
-
-
-def odd_size(arrays, items, path) -> str:
-    a = next(a for (p, _), a in zip(items, arrays) if p == path)
-    return f"{a.shape[2]}x{a.shape[1]}"
-
-
 def read_imagefolder(root: Path, workers: int | None = None) -> CifarArrays:
     """train/<class>/* and test/<class>/*; classes are the sorted train folder names."""
     classes = class_folders(root / "train")
@@ -204,20 +180,16 @@ def read_imagefolder(root: Path, workers: int | None = None) -> CifarArrays:
     out = []
     with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 1) * 2)) as pool:
         for split in ("train", "test"):
-            items = _list_split(root / split, classes)
-            if not items:
-                raise DataError(f"no images under {str(root / split)!r}")
-            arrays = list(pool.map(_decode, [p for p, _ in items], chunksize=256))
-            shapes = {a.shape for a in arrays}
-            if len(shapes) != 1:
-                first = arrays[0].shape
-                odd = next(p for (p, _), a in zip(items, arrays) if a.shape != first)
+            items = labelled_files(root / split, classes)
+            images = list(pool.map(decode_rgb, [p for p, _ in items], chunksize=256))
+            odd = next((i for i, x in enumerate(images) if x.shape != images[0].shape), None)
+            if odd is not None:
+                (h, w), (h0, w0) = images[odd].shape[1:], images[0].shape[1:]
                 raise DataError(
-                    f"{split} images differ in size (a CIFAR tree holds one size): {str(odd)!r} is "
-                    f"{odd_size(arrays, items, odd)}, {str(items[0][0])!r} is {first[2]}x{first[1]}"
+                    f"{split} images differ in size (a CIFAR tree holds one size): {str(items[odd][0])!r} "
+                    f"is {w}x{h}, {str(items[0][0])!r} is {w0}x{h0}"
                 )
-            out.append(torch.from_numpy(np.stack(arrays)))
-            out.append(torch.tensor([y for _, y in items], dtype=torch.int64))
+            out += [torch.stack(images), torch.tensor([y for _, y in items], dtype=torch.int64)]
     return CifarArrays(*out, tuple(classes), f"imagefolder:{root}", "imagefolder")
 
 

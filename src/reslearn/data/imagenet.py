@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from ..distributed import DistInfo
-from ..io import atomic_torch_save, cache_dir, open_image
+from ..io import atomic_torch_save, cache_dir
 from .augment import (
     TORCHVISION_MEAN,
     TORCHVISION_STD,
@@ -35,7 +34,7 @@ from .augment import (
     scale_crop_flip,
 )
 from .base import TrainDataBase, epoch_permutation, make_loader, rank_block
-from .folders import DataError, class_folders, image_files_in
+from .folders import DataError, class_folders, decode_rgb, labelled_files
 
 TRAIN_SCALE = (256, 480)  # shorter side range at 224x224 crops (Section 3.4)
 
@@ -95,33 +94,11 @@ def list_split(split_dir: Path, index: ClassIndex | None) -> tuple[list[tuple[Pa
         labels, classes = {f: index.label(f) for f in folders}, index.names
     else:
         labels, classes = {f: i for i, f in enumerate(folders)}, tuple(folders)
-    items = []
-    for f in folders:
-        files = image_files_in(split_dir / f)
-        if not files:
-            raise DataError(f"class folder {str(split_dir / f)!r} holds no images")
-        items += [(p, labels[f]) for p in files]
+    items = [(p, labels[folders[i]]) for p, i in labelled_files(split_dir, folders)]
     return items, classes
 
 
 # ---------------------------------------------------------------- decoding
-def decode(path: Path, shorter: int | None = None) -> torch.Tensor:
-    """(3, H, W) uint8 RGB. With ``shorter``, JPEGs are decoded at the smallest DCT scale
-    (1/2, 1/4, 1/8) that still leaves the shorter side >= ``shorter`` (libjpeg's reduced-
-    size decode through Pillow's draft mode: 2-4x less work for 500x375 photos at 128)."""
-    try:
-        with open_image(path) as im:
-            if shorter is not None and im.format == "JPEG":
-                w, h = im.size
-                f = shorter / min(w, h)
-                if f < 0.5:
-                    im.draft("RGB", (max(1, int(w * f + 0.999)), max(1, int(h * f + 0.999))))
-            a = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except Exception as e:
-        raise DataError(f"cannot read image {str(path)!r}: {e}") from e
-    return torch.from_numpy(a.transpose(2, 0, 1).copy())
-
-
 def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 10_000_019 + index)
 
@@ -143,7 +120,7 @@ class _TrainImages(Dataset):
         lo, hi = self.scale
         shorter = int(torch.randint(lo, hi + 1, (1,), generator=g)) if self.augment else lo
         try:
-            img = decode(path, shorter)
+            img = decode_rgb(path, shorter)
         except DataError as e:
             if not self.skip_bad:
                 raise
@@ -174,7 +151,7 @@ class _ViewImages(Dataset):
 
     def __getitem__(self, i: int):
         path, label = self.items[i]
-        img = decode(path, None)
+        img = decode_rgb(path)
         return [v[0] for v in self.view_fn(img[None], self.size)], label
 
 

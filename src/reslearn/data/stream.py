@@ -13,41 +13,16 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from ..distributed import DistInfo
-from ..io import open_image
 from .augment import Normalizer, fit_normalizer
 from .base import Batch, TrainDataBase, epoch_permutation, holdout_split, make_loader, rank_block
 from .device import global_crop_flip
-from .folders import DataError, class_folders, image_files_in
+from .folders import DataError, class_folders, decode_rgb, labelled_files
 
 EVAL_SPLITS = ("test", "val")  # CIFAR trees name it test/, ImageNet trees val/
-
-
-def list_image_folder(split_dir: Path, classes: list[str]) -> list[tuple[Path, int]]:
-    """(file, label) of ``split_dir/<class>/*`` in class order, files sorted by name."""
-    items = []
-    for label, c in enumerate(classes):
-        d = split_dir / c
-        if not d.is_dir():
-            continue
-        items += [(p, label) for p in image_files_in(d)]
-    if not items:
-        raise DataError(f"no images under {str(split_dir)!r} (expected {split_dir}/<class>/*.jpg|png)")
-    return items
-
-
-def decode_rgb(path: Path) -> torch.Tensor:
-    """(3, H, W) uint8 of an image file; an unreadable file is an error naming it."""
-    try:
-        with open_image(path) as im:
-            a = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except Exception as e:
-        raise DataError(f"cannot read image {str(path)!r}: {e}") from e
-    return torch.from_numpy(a.transpose(2, 0, 1).copy())
 
 
 class _Files(Dataset):
@@ -121,9 +96,7 @@ class StreamData(TrainDataBase):
                 f"and {root}/test/<class>/* (or val/)"
             )
         classes = class_folders(root / "train")
-        if not classes:
-            raise DataError(f"{str(root / 'train')!r} has no class folders")
-        items = list_image_folder(root / "train", classes)
+        items = labelled_files(root / "train", classes)
         held = None
         if val_split:
             tr, va = holdout_split(len(items), val_split, seed)
@@ -142,7 +115,7 @@ class StreamData(TrainDataBase):
             raise DataError(f"{str(root)!r} has no test/ or val/ split")
         self._eval = {
             "test": FileEvalSet(
-                "test", list_image_folder(eval_dir, classes), eval_batch_size, self.workers, device, dist
+                "test", labelled_files(eval_dir, classes), eval_batch_size, self.workers, device, dist
             )
         }
         if held is not None:
