@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from reslearn import create_model, get_model_spec
-from reslearn.checkpoint import CheckpointError, load_checkpoint
+from reslearn.checkpoint import CheckpointError, digest, load_checkpoint
 from reslearn.cli import main as cli_main
 from reslearn.data import load_cifar10
 from reslearn.data.device import DeviceData
@@ -49,7 +49,14 @@ def same_rows(a, b, tol=0.0):
 def test_checkpoint_is_versioned_and_plain(tiny_data, tmp_path):
     run = train(cfg_for(tiny_data, tmp_path / "r", iterations=6))
     raw = torch.load(run / "last.pt", weights_only=True)  # plain types and tensors only
-    assert raw["format"] == "reslearn-checkpoint" and raw["format_version"] == 2
+    assert raw["format"] == "reslearn-checkpoint" and raw["format_version"] == 3
+    assert "spec" not in raw and "model_options" not in raw  # derived from the config and classes
+    ckpt = load_checkpoint(run)
+    assert ckpt.spec["name"] == "cifar_resnet8" and ckpt.model_options["num_classes"] == 10
+    old = {**raw, "format_version": 2, "spec": ckpt.spec, "model_options": ckpt.model_options}
+    old["digest"] = digest(old)
+    torch.save(old, tmp_path / "v2.pt")  # format 2 also stored them: still read, the same net
+    assert load_checkpoint(tmp_path / "v2.pt").model_options == ckpt.model_options
     raw["format_version"] = 99
     torch.save(raw, tmp_path / "future.pt")
     with pytest.raises(CheckpointError, match="version 99"):
