@@ -253,8 +253,10 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
 
 def _add_bench(sub) -> None:
+    from .bench import DEFAULT_MODELS, DEFAULT_REPEAT, DEFAULT_SECONDS
+
     s = sub.add_parser("bench", help="training/inference img/s: baseline vs reslearn's fast path")
-    s.add_argument("--models", default="resnet20,resnet56,resnet110,resnet18,resnet50")
+    s.add_argument("--models", default=",".join(DEFAULT_MODELS))
     _add_device(s)
     s.add_argument(
         "--batch-size",
@@ -268,9 +270,14 @@ def _add_bench(sub) -> None:
         help="modes to compare; the first is the ratios' reference. Modes: baseline (eager NCHW "
         "fp32), reslearn (the training default here), channels_last, bf16, compile, compile_bf16",
     )
-    s.add_argument("--repeat", type=int, default=5, help="interleaved rounds (default 5)")
     s.add_argument(
-        "--seconds", type=float, default=4.0, help="training window per mode and round (default 4)"
+        "--repeat", type=int, default=DEFAULT_REPEAT, help="interleaved rounds (default %(default)s)"
+    )
+    s.add_argument(
+        "--seconds",
+        type=float,
+        default=DEFAULT_SECONDS,
+        help="training window per mode and round (default %(default)s)",
     )
     _add_threads(s)
     s.add_argument("--json", default=None, metavar="FILE", help="write the rows as JSON")
@@ -420,10 +427,12 @@ def _add_predict(sub) -> None:
     s = sub.add_parser("predict", help="top-k classes of images with a trained net")
     s.add_argument("checkpoint", help="a checkpoint, a run directory or an exported .safetensors")
     s.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
-    s.add_argument("--top-k", type=int, default=5)
+    from .predict import BATCH_SIZE, TOP_K
+
+    s.add_argument("--top-k", type=int, default=TOP_K)
     s.add_argument("--json", action="store_true", help="one JSON list on stdout")
     _add_device(s)
-    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     _add_threads(s)
     s.set_defaults(fn=_cmd_predict)
 

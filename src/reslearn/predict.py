@@ -33,7 +33,13 @@ def image_files(paths: list[str]) -> list[Path]:
     return out
 
 
-def predict_files(checkpoint, paths: list[str], top_k: int = 5, device: str = "auto", batch_size: int = 64):
+TOP_K = 5  # classes listed per image
+BATCH_SIZE = 64  # images per forward pass
+
+
+def predict_files(
+    checkpoint, paths: list[str], top_k: int = TOP_K, device: str = "auto", batch_size: int = BATCH_SIZE
+):
     """([{"image", "top_k": [{"class", "index", "prob"}]}], [(path, error)]): unreadable
     images are reported, the others predicted."""
     dev = select_device(device)
