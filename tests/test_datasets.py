@@ -1,7 +1,12 @@
 """The data-set registry: a data set defined in this file alone (no edit anywhere in
 reslearn) trains, resumes, evaluates, predicts and exports like a built-in one."""
 
+import hashlib
+import io
 import json
+import pickle
+import tarfile
+import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -10,15 +15,17 @@ import torch
 from PIL import Image
 
 import reslearn
+from reslearn.checkpoint import load_checkpoint
 from reslearn.cli import main as cli_main
-from reslearn.data import DATASETS, DataSet, register_dataset
-from reslearn.data.cifar import CifarArrays
+from reslearn.data import DATASETS, DataError, DataSet, register_dataset
+from reslearn.data import cifar as cifar_mod
+from reslearn.data.cifar import CIFAR100_ARCHIVE, CifarArrays, download_cifar, load_cifar, write_pickle_batch
 from reslearn.data.datasets import detect_dataset, resize_to
 from reslearn.data.device import DeviceData, TensorEvalSet
 from reslearn.evaluate import evaluate_checkpoint
 from reslearn.train import read_metrics, train
 
-from .helpers import rows, train_cfg
+from .helpers import rows, synthetic_images, train_cfg
 
 STRIPES = ("horizontal", "vertical", "dots")
 MARKER = "stripes.json"  # the folder of this data set holds only its size and seed
@@ -120,3 +127,78 @@ def test_unknown_data_set_is_one_clear_error(tiny_data, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "unknown data set 'nope'" in err and "cifar10" in err
     assert not (tmp_path / "r").exists()
+
+
+# ---------------------------------------------------------------- CIFAR-100
+def write_cifar100(root: Path, n_train: int = 64, n_test: int = 32) -> Path:
+    """A tiny archive in the real format: cifar-100-python/{train,test,meta}, fine labels
+    0..99 and coarse labels fine // 5 (synthetic images, the real keys)."""
+    d = root / "cifar-100-python"
+    d.mkdir(parents=True)
+    for name, n, seed in (("train", n_train, 1), ("test", n_test, 2)):
+        x, _ = synthetic_images(n, seed)
+        fine = [(i * 37 + seed) % 100 for i in range(n)]
+        write_pickle_batch(d / name, x, None, fine_labels=fine, coarse_labels=[f // 5 for f in fine])
+    meta = {
+        "fine_label_names": [f"fine{i:02d}" for i in range(100)],
+        "coarse_label_names": [f"coarse{i:02d}" for i in range(20)],
+    }
+    (d / "meta").write_bytes(pickle.dumps(meta))
+    return root
+
+
+def test_cifar100_downloads_verified_and_trains_every_cifar_net_with_100_or_20_outputs(tmp_path, capsys):
+    src = write_cifar100(tmp_path / "src")
+    blob = io.BytesIO()
+    with tarfile.open(fileobj=blob, mode="w:gz") as tar:
+        tar.add(src / "cifar-100-python", arcname="cifar-100-python")
+    (tmp_path / "a.tar.gz").write_bytes(blob.getvalue())
+    dest = tmp_path / "c100"
+    with pytest.raises(DataError, match="corrupt or truncated"):
+        download_cifar(dest, CIFAR100_ARCHIVE, url=(tmp_path / "a.tar.gz").as_uri(), md5="0" * 32)
+    md5 = hashlib.md5(blob.getvalue()).hexdigest()
+    download_cifar(dest, CIFAR100_ARCHIVE, url=(tmp_path / "a.tar.gz").as_uri(), md5=md5)
+    assert detect_dataset(dest).name == "cifar100"
+
+    run = train(train_cfg(dest, tmp_path / "fine", iterations=4, batch=16))
+    ckpt = load_checkpoint(run)
+    assert ckpt.config["data"]["dataset"] == "cifar100" and ckpt.config["optim"]["recipe"] == "cifar"
+    assert ckpt.classes == [f"fine{i:02d}" for i in range(100)] and ckpt.model["fc.weight"].shape[0] == 100
+    assert evaluate_checkpoint(run, device="cpu")["images"] == 32
+
+    cfg = train_cfg(dest, tmp_path / "coarse", iterations=4, batch=16, model="cifar_plain8")
+    run = train(cfg.replace({"data.labels": "coarse"}))
+    ckpt = load_checkpoint(run)
+    assert ckpt.classes == [f"coarse{i:02d}" for i in range(20)] and ckpt.model["fc.weight"].shape[0] == 20
+    code = cli_main(
+        [
+            "train",
+            "--data-dir",
+            str(tiny_data_dir(tmp_path)),
+            "--labels",
+            "coarse",
+            "--no-download",
+            "--out",
+            str(tmp_path / "bad"),
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 2 and "data.labels='coarse': CIFAR-10 has fine labels" in capsys.readouterr().err
+
+
+def tiny_data_dir(tmp_path):
+    from .helpers import write_pickle_cifar
+
+    return write_pickle_cifar(tmp_path / "c10", per_batch=8, test=8)
+
+
+def test_cifar100_offline_names_its_archive_and_layout(tmp_path, monkeypatch):
+    def offline(*a, **k):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(cifar_mod.urllib.request, "urlopen", offline)
+    with pytest.raises(DataError) as e:
+        load_cifar(tmp_path / "none", archive=CIFAR100_ARCHIVE)
+    msg = str(e.value)
+    assert CIFAR100_ARCHIVE.url in msg and "cifar-100-python" in msg and "--data-dir" in msg

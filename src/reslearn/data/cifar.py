@@ -1,4 +1,4 @@
-"""CIFAR-10 from the canonical python-pickle batches or from an image-folder tree.
+"""CIFAR-10 and CIFAR-100 from the canonical python-pickle archives or from an image-folder tree.
 
 Both decode once into uint8 tensors (N, 3, 32, 32) that are cached on disk, keyed by
 the source files (path, size, mtime), so a second run starts in seconds.
@@ -41,11 +41,52 @@ CIFAR10_CLASSES = (
 PICKLE_DIR = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
-EXPECTED_LAYOUT = (
-    f"either DIR/{PICKLE_DIR}/{{data_batch_1..5,test_batch}} (the canonical python "
-    f"version), DIR/{{data_batch_1..5,test_batch}}, or an image-folder tree "
-    f"DIR/train/<class>/*.png|jpg and DIR/test/<class>/*.png|jpg"
+
+
+@dataclass(frozen=True)
+class CifarArchive:
+    """One of the two canonical python-pickle archives (https://www.cs.toronto.edu/~kriz/cifar.html):
+    where it is, its checksum, its files and the keys of its labels and class names.
+    ``labels`` ("fine" or "coarse") exists in CIFAR-100 only (100 classes or 20 superclasses)."""
+
+    name: str
+    url: str
+    md5: str
+    pickle_dir: str
+    train_files: tuple[str, ...]
+    test_file: str
+    meta_file: str
+    coarse: bool  # has fine and coarse labels
+
+    def label_key(self, labels: str) -> str:
+        return f"{labels}_labels" if self.coarse else "labels"
+
+    def names_key(self, labels: str) -> str:
+        return f"{labels}_label_names" if self.coarse else "label_names"
+
+    @property
+    def layout(self) -> str:
+        files = ",".join((*self.train_files, self.test_file)) if self.coarse else "data_batch_1..5,test_batch"
+        return (
+            f"either DIR/{self.pickle_dir}/{{{files}}} (the canonical python version), DIR/{{{files}}}, or "
+            f"an image-folder tree DIR/train/<class>/*.png|jpg and DIR/test/<class>/*.png|jpg"
+        )
+
+
+CIFAR10_ARCHIVE = CifarArchive(
+    "CIFAR-10", CIFAR10_URL, CIFAR10_MD5, PICKLE_DIR, TRAIN_BATCHES, TEST_BATCH, "batches.meta", False
 )
+CIFAR100_ARCHIVE = CifarArchive(
+    "CIFAR-100",
+    "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+    "eb9058c3a382ffc7106e4002c42a8d85",  # published with the archive
+    "cifar-100-python",
+    ("train",),
+    "test",
+    "meta",
+    True,
+)
+EXPECTED_LAYOUT = CIFAR10_ARCHIVE.layout
 
 
 @dataclass
@@ -70,15 +111,15 @@ class CifarArrays:
 
 
 # ---------------------------------------------------------------- locating the data
-def find_source(data_dir: str | os.PathLike) -> tuple[str, Path]:
+def find_source(data_dir: str | os.PathLike, archive: CifarArchive = CIFAR10_ARCHIVE) -> tuple[str, Path]:
     """Return ("pickle", dir_with_batches) or ("imagefolder", root); raise if neither."""
     d = Path(data_dir).expanduser()
-    for cand in (d / PICKLE_DIR, d):
-        if (cand / TEST_BATCH).is_file() and all((cand / b).is_file() for b in TRAIN_BATCHES):
+    for cand in (d / archive.pickle_dir, d):
+        if all((cand / b).is_file() for b in (*archive.train_files, archive.test_file)):
             return "pickle", cand
     if (d / "train").is_dir() and (d / "test").is_dir():
         return "imagefolder", d
-    raise FileNotFoundError(f"no CIFAR-10 data in {str(d)!r}: expected {EXPECTED_LAYOUT}")
+    raise FileNotFoundError(f"no {archive.name} data in {str(d)!r}: expected {archive.layout}")
 
 
 # ---------------------------------------------------------------- download
@@ -90,8 +131,12 @@ def md5sum(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def download_cifar10(
-    data_dir: str | os.PathLike, url: str = CIFAR10_URL, md5: str = CIFAR10_MD5, timeout: float = 30
+def download_cifar(
+    data_dir: str | os.PathLike,
+    archive: CifarArchive = CIFAR10_ARCHIVE,
+    url: str | None = None,
+    md5: str | None = None,
+    timeout: float = 30,
 ) -> Path:
     """Download the canonical archive into ``data_dir``, verify its MD5, unpack it.
 
@@ -99,9 +144,14 @@ def download_cifar10(
     matches; unpacking goes to a temporary folder that is renamed into place, so a
     truncated or corrupt download is never half-used.
     """
-    d = Path(data_dir).expanduser()
+    d, url, md5, pickle_dir = (
+        Path(data_dir).expanduser(),
+        url or archive.url,
+        md5 or archive.md5,
+        archive.pickle_dir,
+    )
     d.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".cifar10-", suffix=".tar.gz", dir=d)
+    fd, tmp_name = tempfile.mkstemp(prefix=".cifar-", suffix=".tar.gz", dir=d)
     tmp = Path(tmp_name)
     try:
         try:
@@ -109,8 +159,8 @@ def download_cifar10(
                 shutil.copyfileobj(r, out)
         except (urllib.error.URLError, OSError, TimeoutError) as e:
             raise DataError(
-                f"CIFAR-10 is not in {str(d)!r} and downloading it from {url} failed ({e}). "
-                f"Offline? Put the data there yourself and pass --data-dir: {EXPECTED_LAYOUT}."
+                f"{archive.name} is not in {str(d)!r} and downloading it from {url} failed ({e}). "
+                f"Offline? Put the data there yourself and pass --data-dir: {archive.layout}."
             ) from e
         got = md5sum(tmp)
         if got != md5:
@@ -118,22 +168,26 @@ def download_cifar10(
                 f"downloaded {url} is corrupt or truncated: MD5 {got}, expected {md5}; "
                 f"nothing was unpacked, try again"
             )
-        staging = Path(tempfile.mkdtemp(prefix=".cifar10-unpack-", dir=d))
+        staging = Path(tempfile.mkdtemp(prefix=".cifar-unpack-", dir=d))
         try:
             with tarfile.open(tmp, "r:gz") as tar:
                 tar.extractall(staging, filter="data")
-            if (d / PICKLE_DIR).exists():
-                shutil.rmtree(d / PICKLE_DIR)
-            os.replace(staging / PICKLE_DIR, d / PICKLE_DIR)
+            if (d / pickle_dir).exists():
+                shutil.rmtree(d / pickle_dir)
+            os.replace(staging / pickle_dir, d / pickle_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     finally:
         tmp.unlink(missing_ok=True)
-    return d / PICKLE_DIR
+    return d / pickle_dir
+
+
+download_cifar10 = download_cifar  # the CIFAR-10 archive is the default
 
 
 # ---------------------------------------------------------------- readers
-def _read_pickle_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _read_pickle_batch(path: Path, key: str, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 3, 32, 32) uint8, labels (N,)) of one pickle file; ``key``: its labels."""
     try:
         with open(path, "rb") as f:
             entry = pickle.load(f, encoding="latin1")
@@ -141,25 +195,38 @@ def _read_pickle_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if raw.ndim != 2 or raw.shape[1] != 3 * 32 * 32:
             raise ValueError(f"'data' has shape {raw.shape}, expected (N, 3072)")
         data = raw.reshape(-1, 3, 32, 32)
-        labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
+        labels = np.asarray(entry[key], dtype=np.int64)
     except Exception as e:  # truncated file, wrong format, missing keys
-        raise DataError(f"{str(path)!r} is not a readable CIFAR-10 batch: {e}") from e
+        raise DataError(f"{str(path)!r} is not a readable CIFAR batch: {type(e).__name__} {e}") from e
     if len(data) != len(labels):
         raise DataError(f"{str(path)!r}: {len(data)} images but {len(labels)} labels")
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(CIFAR10_CLASSES)):
-        bad = labels[(labels < 0) | (labels >= len(CIFAR10_CLASSES))][0]
-        raise DataError(f"{str(path)!r}: label {int(bad)} is outside 0..{len(CIFAR10_CLASSES) - 1}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        bad = labels[(labels < 0) | (labels >= n_classes)][0]
+        raise DataError(f"{str(path)!r}: label {int(bad)} is outside 0..{n_classes - 1}")
     return data, labels
 
 
-def read_pickle(d: Path) -> CifarArrays:
-    xs, ys = zip(*(_read_pickle_batch(d / b) for b in TRAIN_BATCHES))
-    tx, ty = _read_pickle_batch(d / TEST_BATCH)
-    classes = CIFAR10_CLASSES
-    meta = d / "batches.meta"
-    if meta.is_file():
+def _class_names(d: Path, archive: CifarArchive, labels: str) -> tuple[str, ...]:
+    """From the archive's meta file; CIFAR-10's list when it has none (it must have one for CIFAR-100)."""
+    meta = d / archive.meta_file
+    if not meta.is_file():
+        if archive.coarse:
+            raise DataError(f"{str(meta)!r} is missing: the class names of {archive.name} are in it")
+        return CIFAR10_CLASSES
+    try:
         with open(meta, "rb") as f:
-            classes = tuple(pickle.load(f, encoding="latin1")["label_names"])
+            return tuple(pickle.load(f, encoding="latin1")[archive.names_key(labels)])
+    except Exception as e:
+        raise DataError(
+            f"{str(meta)!r} is not a readable {archive.name} meta file: {type(e).__name__} {e}"
+        ) from e
+
+
+def read_pickle(d: Path, archive: CifarArchive = CIFAR10_ARCHIVE, labels: str = "fine") -> CifarArrays:
+    classes = _class_names(d, archive, labels)
+    key = archive.label_key(labels)
+    xs, ys = zip(*(_read_pickle_batch(d / b, key, len(classes)) for b in archive.train_files))
+    tx, ty = _read_pickle_batch(d / archive.test_file, key, len(classes))
     return CifarArrays(
         torch.from_numpy(np.concatenate(xs)),
         torch.from_numpy(np.concatenate(ys)),
@@ -194,11 +261,13 @@ def read_imagefolder(root: Path, workers: int | None = None) -> CifarArrays:
 
 
 # ---------------------------------------------------------------- cache
-def source_key(fmt: str, root: Path) -> str:
+def source_key(fmt: str, root: Path, archive: CifarArchive = CIFAR10_ARCHIVE, labels: str = "fine") -> str:
     """A hash of every source file's relative path, size and mtime: edits invalidate it."""
     h = hashlib.sha1(f"{fmt}:{root.resolve()}".encode())
+    if archive.coarse:
+        h.update(f"{archive.name}:{labels};".encode())  # (CIFAR-10 keys stay as they were)
     files = (
-        [root / b for b in (*TRAIN_BATCHES, TEST_BATCH)]
+        [root / b for b in (*archive.train_files, archive.test_file)]
         if fmt == "pickle"
         else sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
     )
@@ -208,18 +277,31 @@ def source_key(fmt: str, root: Path) -> str:
     return h.hexdigest()[:20]
 
 
-def load_cifar10(
-    data_dir: str | os.PathLike = "./data/cifar10", *, download: bool = True, use_cache: bool = True
+def load_cifar(
+    data_dir: str | os.PathLike = "./data/cifar10",
+    *,
+    archive: CifarArchive = CIFAR10_ARCHIVE,
+    labels: str = "fine",
+    download: bool = True,
+    use_cache: bool = True,
 ) -> CifarArrays:
-    """Find (or download) CIFAR-10 under ``data_dir`` and return it decoded, via the cache."""
+    """Find (or download) the archive's data under ``data_dir`` and return it decoded, via
+    the cache. ``labels``: CIFAR-100's "fine" (100) or "coarse" (20) labels."""
+    if labels not in ("fine", "coarse") or (labels == "coarse" and not archive.coarse):
+        kinds = "fine or coarse" if archive.coarse else "fine"
+        raise ValueError(f"data.labels={labels!r}: {archive.name} has {kinds} labels")
     try:
-        fmt, root = find_source(data_dir)
+        fmt, root = find_source(data_dir, archive)
     except FileNotFoundError as e:
         if not download:
             raise DataError(str(e)) from None
-        download_cifar10(data_dir)
-        fmt, root = find_source(data_dir)
-    key = source_key(fmt, root) if use_cache else None
+        download_cifar(data_dir, archive)
+        fmt, root = find_source(data_dir, archive)
+    if fmt == "imagefolder" and labels == "coarse":
+        raise DataError(
+            f"{str(root)!r} is an image-folder tree: its classes are its folders (no coarse labels)"
+        )
+    key = source_key(fmt, root, archive, labels) if use_cache else None
     path = cache_dir() / f"cifar10-{key}.pt" if key else None
     if path is not None and path.is_file():
         try:
@@ -229,7 +311,7 @@ def load_cifar10(
             return CifarArrays(**blob)
         except Exception:  # a damaged cache is rebuilt, never trusted
             path.unlink(missing_ok=True)
-    arrays = read_pickle(root) if fmt == "pickle" else read_imagefolder(root)
+    arrays = read_pickle(root, archive, labels) if fmt == "pickle" else read_imagefolder(root)
     if path is not None:
         try:
             atomic_torch_save(arrays.__dict__, path)
@@ -238,11 +320,16 @@ def load_cifar10(
     return arrays
 
 
-def write_pickle_batch(path: Path, images: np.ndarray, labels: list[int]) -> None:
-    """Write one batch in the canonical format (for tests and for small custom sets)."""
+load_cifar10 = load_cifar  # the CIFAR-10 archive is the default
+
+
+def write_pickle_batch(path: Path, images: np.ndarray, labels: list[int], **more: list[int]) -> None:
+    """Write one batch in the canonical format (for tests and small custom sets); ``more``:
+    other label lists by key (CIFAR-100's ``fine_labels``, ``coarse_labels``)."""
     entry = {
         "batch_label": path.name,
-        "labels": list(map(int, labels)),
+        **({"labels": list(map(int, labels))} if labels is not None else {}),
+        **{k: list(map(int, v)) for k, v in more.items()},
         "data": images.reshape(len(images), -1),
         "filenames": [f"{i}.png" for i in range(len(images))],
     }

@@ -17,7 +17,7 @@ import torch
 
 from .augment import center_view
 from .base import DataSet, TrainData
-from .cifar import CIFAR10_CLASSES, EXPECTED_LAYOUT, load_cifar10
+from .cifar import CIFAR10_ARCHIVE, CIFAR10_CLASSES, CIFAR100_ARCHIVE, CifarArchive, load_cifar
 from .device import DeviceData, TensorEvalSet
 from .folders import DataError
 from .imagenet import (
@@ -31,30 +31,37 @@ from .imagenet import (
 from .stream import StreamData
 
 
-# ---------------------------------------------------------------- CIFAR-10 (Section 4.2)
-def _cifar10_train(d, *, recipe: str, **common) -> TrainData:
-    """The whole uint8 set on the device (default), or streamed from an image-folder tree."""
-    common.update(val_split=d.val_split, normalize=d.normalize, augment=d.augment)
-    if d.loader == "stream":
-        if not Path(d.data_dir).expanduser().is_dir():
-            raise DataError(f"data directory {d.data_dir!r} does not exist")
-        return StreamData(d.data_dir, workers=d.workers, **common)
-    return DeviceData(load_cifar10(d.data_dir, download=d.download), **common)
+# ---------------------------------------------------------------- CIFAR-10 and CIFAR-100 (Section 4.2)
+def _cifar_train(archive: CifarArchive):
+    def train_data(d, *, recipe: str, **common) -> TrainData:
+        """The whole uint8 set on the device (default), or streamed from an image-folder tree."""
+        common.update(val_split=d.val_split, normalize=d.normalize, augment=d.augment)
+        if d.loader == "stream":
+            if not Path(d.data_dir).expanduser().is_dir():
+                raise DataError(f"data directory {d.data_dir!r} does not exist")
+            return StreamData(d.data_dir, workers=d.workers, **common)
+        arrays = load_cifar(d.data_dir, archive=archive, labels=d.labels, download=d.download)
+        return DeviceData(arrays, **common)
+
+    return train_data
 
 
-def _cifar10_eval(data_dir: str, options: dict, classes, *, view, batch_size: int, workers: int, device):
-    """The test split, one original 32x32 view per image (Section 4.2)."""
-    if view.name != "single":
-        raise ValueError(
-            f"--views {view.name}: CIFAR nets are tested on the single original view (Section 4.2)"
-        )
-    own = data_dir == options.get("data_dir")
-    data = load_cifar10(data_dir, download=bool(options.get("download")) and own)
-    if len(data.classes) != len(classes):
-        raise ValueError(f"{data_dir!r} has {len(data.classes)} classes, the model {len(classes)}")
-    return TensorEvalSet(
-        "test", data.test_x.to(device), data.test_y.to(device), batch_size, source=data.source
-    )
+def _cifar_eval(archive: CifarArchive):
+    def eval_split(data_dir: str, options: dict, classes, *, view, batch_size: int, workers: int, device):
+        """The test split, one original 32x32 view per image (Section 4.2)."""
+        if view.name != "single":
+            raise ValueError(
+                f"--views {view.name}: CIFAR nets are tested on the single original view (Section 4.2)"
+            )
+        own = data_dir == options.get("data_dir")
+        labels, download = options.get("labels", "fine"), bool(options.get("download")) and own
+        data = load_cifar(data_dir, archive=archive, labels=labels, download=download)
+        if len(data.classes) != len(classes):
+            raise ValueError(f"{data_dir!r} has {len(data.classes)} classes, the model {len(classes)}")
+        x, y = data.test_x.to(device), data.test_y.to(device)
+        return TensorEvalSet("test", x, y, batch_size, source=data.source)
+
+    return eval_split
 
 
 def resize_to(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -71,11 +78,23 @@ CIFAR10 = DataSet(
     recipe="cifar",
     default_dir="./data/cifar10",
     detect=lambda root: True,  # the fallback: an absent folder is where it is downloaded to
-    train_data=_cifar10_train,
-    eval_split=_cifar10_eval,
+    train_data=_cifar_train(CIFAR10_ARCHIVE),
+    eval_split=_cifar_eval(CIFAR10_ARCHIVE),
     inference_view=resize_to,
     classes=lambda: CIFAR10_CLASSES,
-    where=EXPECTED_LAYOUT + "; downloaded (MD5-checked) when absent",
+    where=CIFAR10_ARCHIVE.layout + "; downloaded (MD5-checked) when absent",
+)
+CIFAR100 = DataSet(
+    name="cifar100",
+    recipe="cifar",
+    default_dir="./data/cifar100",
+    detect=lambda root: any(
+        (d / "meta").is_file() and (d / "train").is_file() for d in (root, root / "cifar-100-python")
+    ),
+    train_data=_cifar_train(CIFAR100_ARCHIVE),
+    eval_split=_cifar_eval(CIFAR100_ARCHIVE),
+    inference_view=resize_to,
+    where=CIFAR100_ARCHIVE.layout + "; downloaded (MD5-checked) when absent",
 )
 
 
@@ -145,7 +164,7 @@ IMAGENET = DataSet(
 
 
 # ---------------------------------------------------------------- the registry
-DATASETS: dict[str, DataSet] = {d.name: d for d in (CIFAR10, IMAGENET)}
+DATASETS: dict[str, DataSet] = {d.name: d for d in (CIFAR10, IMAGENET, CIFAR100)}
 
 
 def register_dataset(entry: DataSet, *, replace: bool = False) -> DataSet:
