@@ -9,6 +9,7 @@ evaluation and ``reslearn.use`` read it, and it imports neither.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import subprocess
@@ -249,3 +250,59 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
             f"{str(p)!r} is corrupted: its content does not match its digest{_offer_previous(p)}"
         )
     return Checkpoint.from_dict(raw, repr(str(p)))
+
+
+# ---------------------------------------------------------------- weights written elsewhere
+def read_safetensors(p: Path) -> Checkpoint:
+    """An export as a Checkpoint (weights, classes, preprocessing, config): no pickle."""
+    from safetensors import safe_open
+
+    if not p.is_file():
+        raise CheckpointError(f"no file at {str(p)!r}")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:
+        raise CheckpointError(f"{str(p)!r} is not a readable safetensors file: {e}") from e
+    if meta.get("format") != "reslearn-safetensors/1":
+        raise CheckpointError(f"{str(p)!r} was not written by reslearn export (no reslearn metadata)")
+    part = {
+        pre: {k[len(pre) + 1 :]: v for k, v in tensors.items() if k.startswith(pre + ".")}
+        for pre in ("model", "preprocessing")
+    }
+    return Checkpoint(
+        part["model"], json.loads(meta["classes"]), part["preprocessing"], json.loads(meta["config"])
+    )
+
+
+def read_torchvision_weights(p: Path) -> dict[str, torch.Tensor]:
+    """A torchvision ResNet state dict (.pth), read safely (tensors only)."""
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(
+            f"{str(p)!r} is not a readable (safe) torchvision weights file: {str(e).splitlines()[0][:200]}"
+        ) from e
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(
+            f"{str(p)!r} holds a {type(state).__name__}, not a state dict (parameter name -> tensor) "
+            f"of a torchvision ResNet"
+        )
+    return state
+
+
+def torchvision_arch(state: dict) -> str | None:
+    """The torchvision ResNet (resnet18 ... resnet152) whose state dict this is, by its
+    blocks per stage and block kind, or None."""
+    blocks = [len({k.split(".")[1] for k in state if k.startswith(f"layer{i}.")}) for i in range(1, 5)]
+    bottleneck = any(k.endswith("conv3.weight") for k in state)
+    known = {
+        ((2, 2, 2, 2), False): "resnet18",
+        ((3, 4, 6, 3), False): "resnet34",
+        ((3, 4, 6, 3), True): "resnet50",
+        ((3, 4, 23, 3), True): "resnet101",
+        ((3, 8, 36, 3), True): "resnet152",
+    }
+    return known.get((tuple(blocks), bottleneck))

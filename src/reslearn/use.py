@@ -14,7 +14,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import Checkpoint, CheckpointError
+from .checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    read_safetensors,
+    read_torchvision_weights,
+    torchvision_arch,
+)
 from .data.augment import TORCHVISION_MEAN, TORCHVISION_STD, Normalizer
 from .data.datasets import dataset_of, get_dataset
 from .io import output_file
@@ -61,7 +67,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Modul
     from .evaluate.load import build_model
 
     p = Path(path).expanduser()
-    ckpt = _read_safetensors(p) if p.suffix == ".safetensors" else load_checkpoint(p)
+    ckpt = read_safetensors(p) if p.suffix == ".safetensors" else load_checkpoint(p)
     prep = Normalizer(ckpt.preprocessing["mean"], ckpt.preprocessing["std"])
     pre = Preprocess(dataset_of(ckpt.config).inference_view, input_size(ckpt.config), prep)
     return build_model(ckpt).to(device).eval(), pre, list(ckpt.classes)
@@ -117,29 +123,6 @@ def _save_safetensors(ckpt: Checkpoint, model: nn.Module, out: Path) -> None:
     save_file(tensors, str(out), metadata=meta)
 
 
-def _read_safetensors(p: Path) -> Checkpoint:
-    """An export as a Checkpoint (weights, classes, preprocessing, config): no pickle."""
-    from safetensors import safe_open
-
-    if not p.is_file():
-        raise CheckpointError(f"no file at {str(p)!r}")
-    try:
-        with safe_open(str(p), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:
-        raise CheckpointError(f"{str(p)!r} is not a readable safetensors file: {e}") from e
-    if meta.get("format") != "reslearn-safetensors/1":
-        raise CheckpointError(f"{str(p)!r} was not written by reslearn export (no reslearn metadata)")
-    part = {
-        pre: {k[len(pre) + 1 :]: v for k, v in tensors.items() if k.startswith(pre + ".")}
-        for pre in ("model", "preprocessing")
-    }
-    return Checkpoint(
-        part["model"], json.loads(meta["classes"]), part["preprocessing"], json.loads(meta["config"])
-    )
-
-
 # ---------------------------------------------------------------- torchvision weights
 def import_torchvision(weights: str | Path, model: str, out: str | Path, overwrite: bool = False) -> Path:
     """A torchvision ResNet state dict (a .pth file) -> a reslearn checkpoint: v1.5 (stride
@@ -155,18 +138,7 @@ def import_torchvision(weights: str | Path, model: str, out: str | Path, overwri
     if not p.is_file():
         raise ValueError(f"no weights file at {str(weights)!r}")
     out = output_file(out, overwrite=overwrite, reading=[p], log=print)
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(
-            f"{str(p)!r} is not a readable (safe) torchvision weights file: {str(e).splitlines()[0][:200]}"
-        ) from e
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(
-            f"{str(p)!r} holds a {type(state).__name__}, not a state dict (parameter name -> tensor) "
-            f"of a torchvision ResNet"
-        )
+    state = read_torchvision_weights(p)
     net = create_model(model, variant="v1.5", shortcut="B")
     want = net.state_dict()
     if set(state) != set(want) or any(state[k].shape != want[k].shape for k in want):
@@ -192,18 +164,3 @@ def import_torchvision(weights: str | Path, model: str, out: str | Path, overwri
     )
     save_checkpoint(out, ckpt, keep_previous=False)
     return out
-
-
-def torchvision_arch(state: dict) -> str | None:
-    """The torchvision ResNet (resnet18 ... resnet152) whose state dict this is, by its
-    blocks per stage and block kind, or None."""
-    blocks = [len({k.split(".")[1] for k in state if k.startswith(f"layer{i}.")}) for i in range(1, 5)]
-    bottleneck = any(k.endswith("conv3.weight") for k in state)
-    known = {
-        ((2, 2, 2, 2), False): "resnet18",
-        ((3, 4, 6, 3), False): "resnet34",
-        ((3, 4, 6, 3), True): "resnet50",
-        ((3, 4, 23, 3), True): "resnet101",
-        ((3, 8, 36, 3), True): "resnet152",
-    }
-    return known.get((tuple(blocks), bottleneck))

@@ -125,6 +125,32 @@ class ResNet(nn.Module):
     def stages(self) -> list[nn.Sequential]:
         return [getattr(self, f"layer{i + 1}") for i in range(self.num_stages)]
 
+    def freeze_to(self, stage: str) -> list[str]:
+        """Fine-tuning (not in the paper): freeze the stem ("conv1": conv1 and bn1) and every
+        stage up to ``stage`` ("layer1" ...): no gradients, and their BatchNorm layers keep
+        their statistics (eval mode, also while the net trains). "none": nothing. Returns
+        the frozen modules' names."""
+        names = ["conv1", "bn1"] + [f"layer{i + 1}" for i in range(self.num_stages)]
+        if stage == "none":
+            return []
+        if stage not in ("conv1", *names[2:]):
+            raise ValueError(
+                f"--freeze-to {stage!r}: this net's stages are conv1, layer1 ... "
+                f"layer{self.num_stages} (or none)"
+            )
+        frozen = names[: names.index(stage) + 1 + (stage == "conv1")]
+        for name in frozen:
+            for p in getattr(self, name).parameters():
+                p.requires_grad_(False)
+        self._frozen = tuple(frozen)
+        return list(self.train(self.training)._frozen)
+
+    def train(self, mode: bool = True) -> ResNet:
+        super().train(mode)
+        for name in getattr(self, "_frozen", ()):
+            getattr(self, name).eval()  # frozen BatchNorm keeps its running statistics
+        return self
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) -> (N, C, h, w) before global pooling."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

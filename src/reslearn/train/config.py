@@ -60,6 +60,10 @@ class ModelConfig(_Section):
     """Not in the paper (gamma=1 everywhere): start residual branches at zero."""
     init_mode: str = choices("fan_out", ("fan_out", "fan_in"))
     """He-normal init std sqrt(2/fan): fan_out (torchvision) or fan_in; the paper's [13] allows both."""
+    init: str | None = None
+    """Fine-tune: start from these weights (run, checkpoint, .safetensors export or torchvision .pth)."""
+    freeze_to: str = choices("none", ("none", "conv1", "layer1", "layer2", "layer3", "layer4"))
+    """Fine-tune: freeze the stem and the stages up to this one (weights and BatchNorm statistics)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -123,6 +127,8 @@ class OptimConfig(_Section):
     """L2 weight decay (paper: 0.0001)."""
     norm_weight_decay: float | None = None
     """Weight decay of BN weights/biases and of all biases; None = weight_decay, as the paper (Caffe)."""
+    head_lr: float | None = None
+    """Fine-tune: the base lr of the layers --init replaced (the new classifier); None = lr."""
     iterations: int | None = None
     """Total iterations; None = the recipe's (CIFAR 64k; ImageNet at most 60e4)."""
     epochs: int | None = None
@@ -165,6 +171,8 @@ class OptimConfig(_Section):
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.head_lr is not None and not self.head_lr > 0:
+            raise ValueError(f"head_lr must be > 0, got {self.head_lr!r}")
         if self.norm_weight_decay is not None and self.norm_weight_decay < 0:
             raise ValueError(f"norm_weight_decay must be >= 0, got {self.norm_weight_decay!r}")
         self.milestones = tuple(float(m) for m in self.milestones)

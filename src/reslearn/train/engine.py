@@ -29,6 +29,7 @@ from torch import nn
 
 from .._version import __version__
 from ..checkpoint import Checkpoint, git_commit, load_checkpoint, model_options, save_checkpoint, unwrap
+from ..data.augment import Normalizer
 from ..data.base import TrainData
 from ..data.datasets import get_dataset
 from ..distributed import DistInfo, convert_sync_batchnorm, init_from_env, local_device
@@ -40,6 +41,8 @@ from ..speed import SpeedSettings, select_device
 from ..threads import ThreadPolicy
 from .config import TrainConfig, apply_layers, resume_config
 from .faults import Interrupted, RunError, StopSignals
+from .init import apply_init, new_parameters, read_init
+from .init import describe as describe_init
 from .logging import MetricsLog, Progress, format_row, read_metrics
 from .optim import TrainStep, make_optimizer
 from .recipes import resolve
@@ -78,6 +81,8 @@ class Trainer:
     signals: StopSignals = field(default_factory=lambda: StopSignals(enabled=False))
     threads: ThreadPolicy = field(default_factory=ThreadPolicy)  # entered by train()
     _epoch_batches: tuple[int, Any] | None = None  # (epoch, iterator) being consumed
+    init: dict | None = None  # fine-tuning: where the weights came from (train/init.py)
+    frozen: list[str] = field(default_factory=list)  # --freeze-to: the frozen modules
 
     @property
     def steps_per_epoch(self) -> int:
@@ -129,6 +134,38 @@ def agree_on_amp(speed: SpeedSettings, dist: DistInfo) -> SpeedSettings:
     return replace(speed, amp_dtype=None, reason=speed.reason + "; not every process chose bf16 -> fp32")
 
 
+def start_weights(
+    cfg: TrainConfig, spec: ModelSpec, model: nn.Module, data: TrainData, ckpt, device
+) -> dict | None:
+    """Fine-tuning: load ``--init``'s matching weights into ``model`` and keep the source's
+    normalisation where it applies (same shape). Returns what loaded (None: a fresh net);
+    a resumed run takes that record from its checkpoint and reads no source."""
+    if ckpt is not None:
+        init = ckpt.train_state.get("init")
+    elif cfg.model.init:
+        weights = read_init(cfg.model.init, spec)
+        ours, theirs = cfg.model.variant or "v1", weights.variant or "v1"
+        if spec.block == "bottleneck" and ours != theirs:
+            raise ValueError(
+                f"--init {cfg.model.init!r} is a {theirs} net (stride placement): add --variant {theirs}"
+            )
+        init = apply_init(model, weights)
+        mean = weights.preprocessing.get("mean")
+        if mean is not None and mean.shape[-2:] in ((1, 1), data.normalizer.mean.shape[-2:]):
+            data.normalizer = Normalizer(mean, weights.preprocessing.get("std")).to(device)
+            init["preprocessing"] = "the source's"
+        else:
+            init["preprocessing"] = "fitted on this data (the source's is of another size)"
+    else:
+        init = None
+    if cfg.optim.head_lr is not None and not (init and new_parameters(model, init)):
+        raise ValueError(
+            f"--head-lr {cfg.optim.head_lr:g} applies to the layers --init replaced (a new classifier); "
+            f"this run has {'none' if init else 'no --init'}"
+        )
+    return init
+
+
 def warmup_enabled(cfg: TrainConfig, spec: ModelSpec) -> bool:
     """Paper 4.2: the 110-layer net warms up at lr 0.01; "auto" does so from 110 layers on."""
     return cfg.optim.warmup == "on" or (cfg.optim.warmup == "auto" and spec.depth >= 110)
@@ -155,10 +192,12 @@ def build(cfg: TrainConfig, run_dir: Path, ckpt: Checkpoint | None = None) -> Tr
     seed_everything(cfg.run.seed)
     data = make_train_data(cfg, device, dist)  # before any file is written: bad data leaves nothing
     model = create_model(spec.name, **model_options(cfg.to_dict(), len(data.classes)))
+    init = start_weights(cfg, spec, model, data, ckpt, device)
+    frozen = model.freeze_to(cfg.model.freeze_to)
     model = model.to(device=device, dtype=speed.dtype)
     if cfg.run.sync_bn and dist.world_size > 1:
         model = convert_sync_batchnorm(model, device)
-    optimizer = make_optimizer(model, cfg.optim, device)
+    optimizer = make_optimizer(model, cfg.optim, device, new_parameters(model, init) if init else set())
     ipe = data.steps_per_epoch()
     total = cfg.optim.iterations if cfg.optim.epochs is None else cfg.optim.epochs * ipe
     eval_every = cfg.run.eval_every or ipe
@@ -168,7 +207,7 @@ def build(cfg: TrainConfig, run_dir: Path, ckpt: Checkpoint | None = None) -> Tr
         schedule.load_state_dict(schedule_state_from(ckpt.train_state, schedule))
         model.load_state_dict(ckpt.model)
         optimizer.load_state_dict(ckpt.optimizer)
-        data.normalizer.load_state_dict(ckpt.preprocessing)
+        data.normalizer = Normalizer(ckpt.preprocessing["mean"], ckpt.preprocessing["std"]).to(device)
         data.load_state_dict(state.load_state_dict(ckpt.train_state))
     model = distribute(model, speed, device, dist)
     return Trainer(
@@ -190,6 +229,8 @@ def build(cfg: TrainConfig, run_dir: Path, ckpt: Checkpoint | None = None) -> Tr
         ckpt_every=cfg.run.checkpoint_every or eval_every,
         commit=git_commit() if dist.is_main else None,
         progress=Progress(cfg.run.progress, total, state.iteration, dist.is_main),
+        init=init,
+        frozen=frozen,
     )
 
 
@@ -212,7 +253,7 @@ def run_interval(tr: Trainer, until: int) -> None:
         x, y = tr.next_batch()
         tr.lr = tr.schedule.lr(st.iteration)
         for g in tr.optimizer.param_groups:
-            g["lr"] = tr.lr
+            g["lr"] = tr.lr * g["lr_scale"] if "lr_scale" in g else tr.lr  # --head-lr: its own scale
         loss, errs = tr.step(x, y)
         st.iteration += 1
         if tr.step.last_skipped:  # --nan-policy skip-batch: no update, not counted
@@ -301,6 +342,8 @@ def make_checkpoint(tr: Trainer) -> Checkpoint:
     state = tr.state.state_dict(tr.data.state_dict())
     state["wall_s"] = tr.wall_s()
     state["schedule"] = tr.schedule.state_dict()
+    if tr.init is not None:
+        state["init"] = tr.init  # fine-tuning: what loaded from where (and which params are new)
     return Checkpoint(
         model=unwrap(tr.model).state_dict(),
         classes=list(tr.data.classes),
@@ -314,6 +357,7 @@ def make_checkpoint(tr: Trainer) -> Checkpoint:
             "data_source": tr.data.source,
             "device": str(tr.device),
             "schedule": tr.schedule.describe(),
+            "init": tr.init["source"] if tr.init else None,
             "total": tr.total,
         },
     )
@@ -474,6 +518,9 @@ def train(
         it = tr.state.iteration
         tr.progress.log(header(tr) + (f", resumed at iteration {it}" if ckpt is not None else ""))
         tr.progress.log("config: " + json.dumps(cfg.to_dict()))
+        if tr.init is not None and ckpt is None:
+            for line in describe_init(tr.init, tr.frozen):
+                tr.progress.log(line)
         if tr.dist.is_main:
             open_run_dir(tr, overwrite, resumed=ckpt is not None)
         try:

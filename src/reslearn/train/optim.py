@@ -34,13 +34,29 @@ def param_groups(model: nn.Module, weight_decay: float, norm_weight_decay: float
     ]
 
 
-def make_optimizer(model: nn.Module, cfg, device: torch.device) -> torch.optim.SGD:
+def make_optimizer(
+    model: nn.Module, cfg, device: torch.device, head: set[str] = frozenset()
+) -> torch.optim.SGD:
     """SGD with momentum 0.9 and weight decay 1e-4 (paper Sections 3.4 and 4.2); ``cfg``
-    is an OptimConfig."""
+    is an OptimConfig. ``head``: names of parameters that take ``cfg.head_lr`` (fine-tuning's
+    new layers): their groups carry ``lr_scale``, head_lr / lr, which the loop applies to
+    the schedule's lr."""
     kw = {}
     if device.type == "cuda":
         kw["fused"] = True  # one kernel for the update instead of a few per parameter group
     groups = param_groups(model, cfg.weight_decay, getattr(cfg, "norm_weight_decay", None))
+    if head and cfg.head_lr is not None:
+        ids = {id(p) for n, p in model.named_parameters() if n in head}
+        groups = [
+            {
+                **g,
+                "params": [p for p in g["params"] if (id(p) in ids) == new],
+                **({"lr_scale": cfg.head_lr / cfg.lr} if new else {}),
+            }
+            for g in groups
+            for new in (False, True)
+        ]
+        groups = [g for g in groups if g["params"]]
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, **kw)
 
 

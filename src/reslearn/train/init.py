@@ -1,0 +1,100 @@
+"""Fine-tuning (not in the paper): start a run from trained weights.
+
+``--init SOURCE`` reads a run directory, a reslearn checkpoint, a ``.safetensors`` export
+or a torchvision ``.pth`` (all read safely: tensors and plain values only). The layers whose
+names and shapes match load; the others keep their fresh initialisation and are named
+(the classifier, when the class count differs: the "new head", which ``--head-lr`` trains
+at its own lr). The source's normalisation stays with the net where it applies (same
+shape: torchvision's per-channel mean/std, or a reslearn net's mean image at the same
+size), so the features see the inputs they were trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..checkpoint import (
+    load_checkpoint,
+    read_safetensors,
+    read_torchvision_weights,
+    resolve_checkpoint,
+    torchvision_arch,
+)
+from ..data.augment import TORCHVISION_MEAN, TORCHVISION_STD
+from ..models import ModelSpec
+
+
+@dataclass
+class InitWeights:
+    """Weights to start from: the state dict, its normalisation, what they are."""
+
+    source: str
+    kind: str  # "reslearn" or "torchvision"
+    model_name: str | None  # the architecture the weights are of (None: unknown)
+    state: dict[str, torch.Tensor]
+    preprocessing: dict[str, torch.Tensor]
+    variant: str | None = None
+
+
+def read_init(source: str, spec: ModelSpec) -> InitWeights:
+    """The weights at ``source`` for a ``spec`` net; an architecture that does not match is
+    an error naming both."""
+    p = Path(source).expanduser()
+    if not p.exists():
+        raise ValueError(f"--init {source!r}: no such file or run directory")
+    if p.suffix == ".pth":
+        state = read_torchvision_weights(p)
+        tv = {
+            "mean": torch.tensor(TORCHVISION_MEAN)[:, None, None],
+            "std": torch.tensor(TORCHVISION_STD)[:, None, None],
+        }
+        init = InitWeights(str(p), "torchvision", torchvision_arch(state), state, tv, "v1.5")
+    else:
+        ckpt = read_safetensors(p) if p.suffix == ".safetensors" else load_checkpoint(resolve_checkpoint(p))
+        variant = ckpt.config["model"].get("variant")
+        init = InitWeights(str(p), "reslearn", ckpt.model_name, ckpt.model, ckpt.preprocessing, variant)
+    if init.model_name != spec.name:
+        what = f"{init.model_name}'s weights" if init.model_name else "no ResNet's weights we know"
+        raise ValueError(
+            f"--init {source!r} holds {what}, not {spec.name}'s: use --model {init.model_name}"
+            if init.model_name
+            else f"--init {source!r} holds {what}, not {spec.name}'s"
+        )
+    return init
+
+
+def apply_init(model: nn.Module, init: InitWeights) -> dict:
+    """Load the matching tensors of ``init`` into ``model``. Returns what happened:
+    {"source", "kind", "loaded": count, "replaced": names kept fresh (shape differs or
+    absent from the source), "not_loaded": source tensors the net has no place for}."""
+    own = model.state_dict()
+    fits = {k: v for k, v in init.state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fits, strict=False)
+    return {
+        "source": init.source,
+        "kind": init.kind,
+        "loaded": len(fits),
+        "replaced": sorted(k for k in own if k not in fits),
+        "not_loaded": sorted(k for k in init.state if k not in fits),
+    }
+
+
+def new_parameters(model: nn.Module, report: dict) -> set[str]:
+    """Names of the trainable parameters ``--init`` did not load (the new head)."""
+    return {n for n, p in model.named_parameters() if n in set(report["replaced"]) and p.requires_grad}
+
+
+def describe(report: dict, frozen: list[str]) -> list[str]:
+    """The log lines of a fine-tuning start: what loaded, what was replaced, what froze."""
+    lines = [f"init: {report['loaded']} tensors from {report['source']} ({report['kind']})"]
+    if report["replaced"]:
+        lines.append(f"init: replaced (new, freshly initialised): {', '.join(report['replaced'])}")
+    if report["not_loaded"]:
+        lines.append(f"init: not loaded (no place in this net): {', '.join(report['not_loaded'])}")
+    if frozen:
+        lines.append(f"init: frozen (weights and BatchNorm statistics): {', '.join(frozen)}")
+    return lines
