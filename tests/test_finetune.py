@@ -122,3 +122,29 @@ def test_head_lr_needs_a_new_head(source, tiny_data, tmp_path):
     cfg = finetune_cfg(tiny_data, tmp_path / "same", source, **{"optim.head_lr": 0.01})
     with pytest.raises(ValueError, match="this run has none"):
         train(cfg)
+
+
+def test_eval_per_class_prints_errors_and_writes_the_confusion_matrix(source, pets, tmp_path, capsys):
+    run = train(finetune_cfg(pets, tmp_path / "ft", source))
+    capsys.readouterr()
+    assert cli_main(["eval", str(run), "--per-class"]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads((run / "confusion.json").read_text())
+    m = doc["matrix"]
+    assert doc["classes"] == ["cat", "dog", "frog"] and sum(map(sum, m)) == 36  # 12 test images a class
+    assert [r["images"] for r in doc["per_class"]] == [12, 12, 12]
+    wrong = sum(m[i][j] for i in range(3) for j in range(3) if i != j)
+    assert f"top-1 error {100 * wrong / 36:.2f}%" in out
+    for r in doc["per_class"]:
+        assert f"{r['class']:<5}  {12:>6}  {r['err']:10.2f}%" in out
+    assert (run / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert cli_main(["eval", str(run), "--per-class", "--json"]) == 0  # reslearn's own files: replaced
+    assert json.loads(capsys.readouterr().out)["confusion"] == m
+    # Beside a checkpoint outside a run, a file reslearn did not write stays unless --overwrite.
+    (tmp_path / "loose").mkdir()
+    (tmp_path / "loose" / "ck.pt").write_bytes((run / "last.pt").read_bytes())
+    (tmp_path / "loose" / "confusion.json").write_text("mine")
+    assert cli_main(["eval", str(tmp_path / "loose" / "ck.pt"), "--per-class"]) == 2
+    assert "reslearn did not write it" in capsys.readouterr().err
+    assert (tmp_path / "loose" / "confusion.json").read_text() == "mine"
+    assert cli_main(["eval", str(tmp_path / "loose" / "ck.pt"), "--per-class", "--overwrite"]) == 0

@@ -220,6 +220,13 @@ def _add_eval(sub) -> None:
     )
     s.add_argument("--workers", type=int, default=0, help="ImageNet decode workers; 0 = one per core")
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    s.add_argument(
+        "--per-class",
+        action="store_true",
+        help="each class's error and the most confused pairs; writes confusion.json and confusion.png "
+        "(the matrix, a heat map) beside the checkpoint",
+    )
+    _add_overwrite(s)
     _add_threads(s)
     s.set_defaults(fn=_cmd_eval)
 
@@ -227,10 +234,13 @@ def _add_eval(sub) -> None:
 def _cmd_eval(a: argparse.Namespace) -> int:
     import json
 
+    from .checkpoint import resolve_checkpoint
     from .evaluate import evaluate_checkpoint
+    from .evaluate.per_class import confusion_paths, format_per_class, write_confusion
     from .train.config import JobOptions
 
     JobOptions.check(a)
+    paths = confusion_paths(resolve_checkpoint(a.checkpoint), a.overwrite) if a.per_class else None
     with _thread_job(a):
         res = evaluate_checkpoint(
             a.checkpoint,
@@ -240,15 +250,21 @@ def _cmd_eval(a: argparse.Namespace) -> int:
             device=a.device,
             batch_size=a.batch_size,
             workers=a.workers,
+            per_class=a.per_class,
         )
+    if paths:
+        write_confusion(res, paths)
     if a.json:
         print(json.dumps(res))
-    else:
-        print(
-            f"{res['model']} @ iteration {res['iteration']} on {res['images']} {res['split']} images "
-            f"({res['data']}, {res['views']} view{'s' if res['views'] != 'single' else ''}): "
-            f"top-1 error {res['top1_err']:.2f}%, top-5 error {res['top5_err']:.2f}%"
-        )
+        return 0
+    print(
+        f"{res['model']} @ iteration {res['iteration']} on {res['images']} {res['split']} images "
+        f"({res['data']}, {res['views']} view{'s' if res['views'] != 'single' else ''}): "
+        f"top-1 error {res['top1_err']:.2f}%, top-5 error {res['top5_err']:.2f}%"
+    )
+    if paths:
+        print(format_per_class(res))
+        print(f"wrote {paths[0]} and {paths[1]}")
     return 0
 
 

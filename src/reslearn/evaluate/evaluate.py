@@ -49,6 +49,7 @@ def evaluate(
     device: torch.device | None = None,
     dist: DistInfo = DistInfo(),
     forward: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+    confusion: bool = False,
 ) -> dict:
     """Top-1/top-5 error (percent) and mean loss over ``batches`` of (uint8 images, labels).
 
@@ -58,10 +59,12 @@ def evaluate(
     list is taken as its views already (made per image by a loader, for images of mixed
     sizes). ``forward(model, x)`` replaces ``model(x)`` (e.g. the fully-convolutional
     form). Counts are summed over processes, so each process passes its own share.
+    ``confusion``: also "confusion", the (classes x classes) counts of true class (row)
+    by top-1 prediction (column).
     """
     was_training = model.training
     model.eval()
-    sums = None
+    sums = counts = None
     try:
         for x, y in batches:
             dev = device or y.device
@@ -80,10 +83,18 @@ def evaluate(
                 ]
             )
             sums = batch if sums is None else sums + batch
+            if confusion:
+                k2 = scores.shape[1] ** 2
+                pairs = torch.bincount(y * scores.shape[1] + topk[:, 0], minlength=k2).double()
+                counts = pairs if counts is None else counts + pairs
     finally:
         model.train(was_training)
     if sums is None:
         sums = torch.zeros(4, dtype=torch.float64, device=device)
     top1, top5, loss, n = dist.all_reduce_sum(sums).tolist()
     n = max(n, 1)
-    return {"top1_err": 100.0 * top1 / n, "top5_err": 100.0 * top5 / n, "loss": loss / n, "images": int(n)}
+    out = {"top1_err": 100.0 * top1 / n, "top5_err": 100.0 * top5 / n, "loss": loss / n, "images": int(n)}
+    if confusion and counts is not None:
+        k = int(round(len(counts) ** 0.5))
+        out["confusion"] = dist.all_reduce_sum(counts).long().reshape(k, k).tolist()
+    return out

@@ -73,18 +73,21 @@ def evaluate_checkpoint(
     device: str = "auto",
     batch_size: int | None = None,
     workers: int = 0,
+    per_class: bool = False,
 ) -> dict:
     """``reslearn eval``: a checkpoint's top-1/top-5 error with the paper's test protocol
     for its data: CIFAR, the single original view of the test split; ImageNet, the val/
     split with ``views`` single (256, centre 224), 10crop (Table 3) or multiscale
-    (Table 4, fully convolutional)."""
+    (Table 4, fully convolutional). ``per_class``: also "classes" and "confusion" (true
+    class by predicted class counts; reslearn.evaluate.per_class)."""
     dev = select_device(device)
     model, normalizer, ckpt = load_for_inference(path, dev)
     split = checkpoint_split(ckpt, data_dir, views, class_index, batch_size, workers, dev)
     forward = fully_convolutional_logits if split.fully_convolutional else None
-    res = evaluate(
-        model, split, normalizer, speed=SpeedSettings(channels_last=True), device=dev, forward=forward
-    )
+    speed = SpeedSettings(channels_last=True)
+    res = evaluate(model, split, normalizer, speed=speed, device=dev, forward=forward, confusion=per_class)
     source = getattr(split, "source", "") or f"imagefolder:{data_dir or ckpt.config['data']['data_dir']}"
     out = {"model": ckpt.model_name, "iteration": ckpt.iteration, "views": views}
+    if per_class:
+        out["classes"] = list(ckpt.classes)
     return {**out, **res, "split": split.name, "data": source}

@@ -574,7 +574,16 @@ def open_run_dir(tr: Trainer, overwrite: bool, resumed: bool) -> None:
         raise RunError(f"cannot write into the run directory {run_dir}: {e.strerror or e}") from e
 
 
-RUN_FILES = ("last.pt", "prev.pt", "metrics.jsonl", "final.json", "config.json", "responses.json")
+RUN_FILES = (
+    "last.pt",
+    "prev.pt",
+    "metrics.jsonl",
+    "final.json",
+    "config.json",
+    "responses.json",
+    "confusion.json",  # reslearn eval --per-class
+    "confusion.png",
+)
 
 
 def remove_run(run_dir: Path) -> None:
