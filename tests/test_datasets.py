@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision
 from PIL import Image
 
 import reslearn
@@ -22,6 +23,7 @@ from reslearn.data import cifar as cifar_mod
 from reslearn.data.cifar import CIFAR100_ARCHIVE, CifarArrays, download_cifar, load_cifar, write_pickle_batch
 from reslearn.data.datasets import detect_dataset, resize_to
 from reslearn.data.device import DeviceData, TensorEvalSet
+from reslearn.data.folders import decode_rgb
 from reslearn.evaluate import evaluate_checkpoint
 from reslearn.train import read_metrics, train
 
@@ -70,7 +72,7 @@ def stripes_dir(tmp_path):
         detect=lambda root: (root / MARKER).is_file(),
         train_data=stripes_train,
         eval_split=stripes_eval,
-        inference_view=resize_to,
+        inference_view=lambda x, size, recipe: resize_to(x, size),
         classes=lambda: STRIPES,
     )
     register_dataset(entry)
@@ -202,3 +204,131 @@ def test_cifar100_offline_names_its_archive_and_layout(tmp_path, monkeypatch):
         load_cifar(tmp_path / "none", archive=CIFAR100_ARCHIVE)
     msg = str(e.value)
     assert CIFAR100_ARCHIVE.url in msg and "cifar-100-python" in msg and "--data-dir" in msg
+
+
+# ---------------------------------------------------------------- any folder of images
+def write_photo_folder(root: Path, sizes, per_class=10, classes=("ant", "bee", "cow"), val=False) -> Path:
+    """train/<class>/ (and val/<class>/) images of the given (w, h) sizes in every mode a
+    user's folder holds: RGB, greyscale, RGBA, palette, CMYK, 16-bit greyscale PNG."""
+    modes = ["RGB", "L", "RGBA", "P", "CMYK", "I;16"]
+    for split, n in (("train", per_class), ("val", per_class // 2)) if val else (("train", per_class),):
+        for c, name in enumerate(classes):
+            (root / split / name).mkdir(parents=True)
+            x, _ = synthetic_images(n, seed=c + 10 * (split == "val"), classes=1)
+            for i, img in enumerate(x):
+                w, h = sizes[i % len(sizes)]
+                im = Image.fromarray(np.roll(img, 60 * c, axis=0).transpose(1, 2, 0)).resize((w, h))
+                mode = modes[i % len(modes)]
+                if mode == "I;16":
+                    im = Image.fromarray(np.asarray(im.convert("L"), dtype=np.uint16) * 257)
+                else:
+                    im = im.convert(mode)
+                im.save(root / split / name / f"{i}.{'jpg' if mode == 'CMYK' else 'png'}")
+    return root
+
+
+def test_sixteen_bit_greyscale_is_scaled_not_clipped(tmp_path):
+    a = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).astype(np.uint16)
+    Image.fromarray(a).save(tmp_path / "g16.png")
+    x = decode_rgb(tmp_path / "g16.png")
+    assert x.shape == (3, 8, 8) and torch.equal(x[0], x[2])
+    assert x[0].flatten().tolist() == [round(v * 1000 * 255 / 65535) for v in range(64)]
+
+
+def test_a_folder_of_small_images_trains_cifar_style_at_its_size_with_a_stratified_holdout(tmp_path, capsys):
+    root = write_photo_folder(tmp_path / "bugs", sizes=[(24, 24), (20, 24)], per_class=20)
+    out = tmp_path / "run"
+    argv = ["train", "--data-dir", str(root), "--model", "resnet18", "--iterations", "4", "--batch-size", "8"]
+    assert (
+        cli_main([*argv, "--out", str(out), "--device", "cpu", "--progress", "log", "--no-tensorboard"]) == 0
+    )
+    log = capsys.readouterr().out
+    assert "folder:" in log and "the CIFAR pipeline at 24x24" in log
+    assert "val: 6 images (10%) held out of train/, stratified, seed 0" in log
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["data"]["dataset"], cfg["optim"]["recipe"], cfg["data"]["image_size"]) == (
+        "folder",
+        "cifar",
+        24,
+    )
+    assert read_metrics(out)[-1]["val_err"] is not None and "test_err" not in read_metrics(out)[-1]
+    res = evaluate_checkpoint(out, device="cpu")
+    assert res["split"] == "val" and res["images"] == 6  # the same held-out images: 2 a class
+    assert res["top1_err"] == pytest.approx(read_metrics(out)[-1]["val_err"], abs=1e-9)
+    model, preprocess, classes = reslearn.load(out)
+    assert classes == ["ant", "bee", "cow"]
+    with Image.open(root / "train" / "bee" / "3.png") as im:
+        assert preprocess(im).shape == (3, 24, 24)
+
+
+def test_a_folder_of_photos_without_val_takes_the_imagenet_pipeline(tmp_path, capsys):
+    root = write_photo_folder(tmp_path / "pics", sizes=[(120, 90), (96, 128)], per_class=8)
+    cfg = train_cfg(root, tmp_path / "run", iterations=2, batch=6, model="resnet18")
+    run = train(cfg.replace({"data.image_size": 32, "data.val_split": 0.25}))
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["data"]["dataset"], saved["optim"]["recipe"]) == ("folder", "imagenet")
+    res = evaluate_checkpoint(run, device="cpu", views="10crop")
+    assert res["images"] == 6 and res["split"] == "val"
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda r: (r / "val" / "zebra").mkdir(parents=True), "class 'zebra' is in"),
+        (lambda r: (r / "train" / "empty").mkdir(), "holds no images"),
+    ],
+)
+def test_bad_folders_are_named(tmp_path, make, message):
+    root = write_photo_folder(tmp_path / "f", sizes=[(24, 24)], per_class=6, val=True)
+    make(root)
+    with pytest.raises(DataError, match=message):
+        train(train_cfg(root, tmp_path / "run", iterations=2, batch=6))
+    assert not (tmp_path / "run").exists()
+
+
+def test_finetune_resnet18_from_a_checkpoint_on_a_folder_it_never_saw(tmp_path, capsys):
+    """The issue's command: train --data-dir FOLDER --model resnet18 --init r18.pt --freeze-to layer3."""
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "tv.pth")
+    assert (
+        cli_main(
+            [
+                "import-torchvision",
+                str(tmp_path / "tv.pth"),
+                "--model",
+                "resnet18",
+                "--out",
+                str(tmp_path / "r18.pt"),
+            ]
+        )
+        == 0
+    )
+    root = write_photo_folder(tmp_path / "pics", sizes=[(120, 90), (96, 128)], per_class=8)
+    run = tmp_path / "ft"
+    base = ["train", "--data-dir", str(root), "--model", "resnet18", "--init", str(tmp_path / "r18.pt")]
+    base += [
+        "--freeze-to",
+        "layer3",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "6",
+        "--eval-every",
+        "2",
+        "--device",
+        "cpu",
+    ]
+    base += ["--out", str(run), "--no-tensorboard", "--progress", "log"]
+    assert cli_main([*base, "--iterations", "2"]) == 0
+    assert cli_main(["train", "--resume", str(run), "--iterations", "4"]) == 0
+    log = capsys.readouterr().out
+    assert "replaced (new, freshly initialised): fc.bias, fc.weight" in log and "layer3" in log
+    assert cli_main(["eval", str(run), "--per-class"]) == 0
+    assert "ant" in capsys.readouterr().out and (run / "confusion.png").is_file()
+    assert cli_main(["predict", str(run), str(root / "train" / "cow"), "--json"]) == 0
+    assert {r["top_k"][0]["class"] for r in json.loads(capsys.readouterr().out)} <= {"ant", "bee", "cow"}
+    assert (
+        cli_main(["export", str(run), "--format", "safetensors", "--out", str(tmp_path / "ft.safetensors")])
+        == 0
+    )
+    assert reslearn.load(tmp_path / "ft.safetensors")[2] == ["ant", "bee", "cow"]

@@ -6,6 +6,7 @@ run directory or an exported safetensors file (no pickle at all).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +54,10 @@ def to_uint8_tensor(img) -> torch.Tensor:
     return torch.from_numpy(a.transpose(2, 0, 1).copy())
 
 
+def _view(view, x: torch.Tensor, size: int, recipe: str) -> torch.Tensor:
+    return view(x, size, recipe)
+
+
 def input_size(config: dict) -> int:
     """The side of a net's input: its training crop, else the net's own (32 or 224)."""
     return (config.get("data") or {}).get("image_size") or get_model_spec(config["model"]["name"]).input_size[
@@ -69,7 +74,9 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Modul
     p = Path(path).expanduser()
     ckpt = read_safetensors(p) if p.suffix == ".safetensors" else load_checkpoint(p)
     prep = Normalizer(ckpt.preprocessing["mean"], ckpt.preprocessing["std"])
-    pre = Preprocess(dataset_of(ckpt.config).inference_view, input_size(ckpt.config), prep)
+    recipe = ckpt.config.get("optim", {}).get("recipe", "cifar")
+    view = functools.partial(_view, dataset_of(ckpt.config).inference_view, recipe=recipe)
+    pre = Preprocess(view, input_size(ckpt.config), prep)
     return build_model(ckpt).to(device).eval(), pre, list(ckpt.classes)
 
 

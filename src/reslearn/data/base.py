@@ -76,11 +76,13 @@ class DataSet:
     ``eval_split(data_dir, options, classes, *, view, batch_size, workers, device)``: the
     split a trained net is tested on (``options``: its saved data config; ``classes``: its
     class names; ``view``: a reslearn.evaluate TestView); it has ``fully_convolutional``
-    when the view needs the fully-convolutional form. ``inference_view(img, size)``: uint8
-    (3, H, W) -> (3, size, size), the input ``reslearn.load``'s preprocess gives the net.
-    ``detect(root)``: whether a folder holds this data set (``data.dataset auto``).
-    ``classes()``: its fixed class names, when it has them. ``recipe``: the paper's recipe
-    for it. ``default_dir`` and ``where``: where it is looked for and how to get it.
+    when the view needs the fully-convolutional form. ``inference_view(img, size, recipe)``:
+    uint8 (3, H, W) -> (3, size, size), the input ``reslearn.load``'s preprocess gives a net
+    trained with ``recipe``. ``detect(root)``: whether a folder holds this data set
+    (``data.dataset auto``). ``classes()``: its fixed class names, when it has them.
+    ``recipe``: the paper's recipe for it; ``decide(root)``, when given, chooses per folder:
+    {"recipe", "image_size"} (reslearn.data.folder). ``default_dir`` and ``where``: where it
+    is looked for and how to get it.
     """
 
     name: str
@@ -89,9 +91,10 @@ class DataSet:
     detect: Callable[[Any], bool]
     train_data: Callable[..., TrainData]
     eval_split: Callable[..., EvalSet]
-    inference_view: Callable[[torch.Tensor, int], torch.Tensor]
+    inference_view: Callable[[torch.Tensor, int, str], torch.Tensor]
     classes: Callable[[], tuple[str, ...]] | None = None
     where: str = ""
+    decide: Callable[[Any], dict] | None = None
 
 
 class TrainDataBase:
@@ -124,8 +127,10 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
-def holdout_split(n: int, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (train, val) with ``k`` images held out (the paper's 45k/5k), by the seed."""
+def holdout_split(n: int, k: int | float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (train, val) with ``k`` images (or the fraction ``k`` < 1) held out (the
+    paper's 45k/5k), by the seed."""
+    k = round(k * n) if k < 1 else int(k)
     if k >= n:
         raise ValueError(f"val_split={k} leaves no training images (train split has {n})")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))

@@ -19,6 +19,7 @@ from .augment import center_view
 from .base import DataSet, TrainData
 from .cifar import CIFAR10_ARCHIVE, CIFAR10_CLASSES, CIFAR100_ARCHIVE, CifarArchive, load_cifar
 from .device import DeviceData, TensorEvalSet
+from .folder import decode_small, describe, folder_splits, small_arrays, small_image_size
 from .folders import DataError
 from .imagenet import (
     IMAGENET_CLASSES_TSV,
@@ -64,8 +65,8 @@ def _cifar_eval(archive: CifarArchive):
     return eval_split
 
 
-def resize_to(x: torch.Tensor, size: int) -> torch.Tensor:
-    """(3, H, W) -> (3, size, size): a CIFAR net's input (kept as is when it is that size)."""
+def resize_to(x: torch.Tensor, size: int, recipe: str = "cifar") -> torch.Tensor:
+    """(3, H, W) -> (3, size, size): a CIFAR-recipe net's input (kept as is at that size)."""
     if tuple(x.shape[-2:]) == (size, size):
         return x
     from torchvision.transforms.v2 import functional as TF
@@ -157,14 +158,96 @@ IMAGENET = DataSet(
     detect=is_imagenet_layout,
     train_data=_imagenet_train,
     eval_split=_imagenet_eval,
-    inference_view=lambda x, size: center_view(x, size)[0],  # the "single" test view
+    inference_view=lambda x, size, recipe: center_view(x, size)[0],  # the "single" test view
     classes=imagenet_classes,
     where="DIR/train/<wnid>/*.JPEG and DIR/val/<wnid>/*.JPEG (not downloadable: see image-net.org)",
 )
 
 
+# ---------------------------------------------------------------- any folder of images
+def _folder_decide(root: Path) -> dict:
+    """Small images: the CIFAR recipe at their size; larger: the ImageNet recipe."""
+    size = small_image_size(root)
+    return {"recipe": "cifar", "image_size": size} if size else {"recipe": "imagenet"}
+
+
+def _folder_train(d, *, recipe: str, eval_batch_size: int, **common) -> TrainData:
+    root = Path(d.data_dir).expanduser()
+    splits = folder_splits(root, d.val_split)
+    if recipe == "imagenet":
+        return ImageNetData(
+            root,
+            image_size=d.image_size,
+            normalize=d.normalize,
+            augment=d.augment,
+            lighting=d.lighting,
+            eval_batch_size=eval_batch_size,
+            workers=d.workers,
+            skip_bad_images=d.skip_bad_images,
+            splits=(splits.train, splits.val, splits.classes, describe(root, splits, None, d.image_size)),
+            **common,
+        )
+    arrays = small_arrays(root, splits, d.image_size, d.skip_bad_images)
+    return DeviceData(
+        arrays,
+        normalize=d.normalize,
+        augment=d.augment,
+        eval_batch_size=eval_batch_size,
+        test_name="val",
+        **common,
+    )
+
+
+def _folder_eval(data_dir: str, options: dict, classes, *, view, batch_size: int, workers: int, device):
+    """The val split (val/ or the same hold-out as training), in the run's pipeline."""
+    root = Path(data_dir).expanduser()
+    splits = folder_splits(root, options.get("val_split", 0))
+    if list(splits.classes) != list(classes):
+        raise ValueError(f"the classes of {str(root)!r} {list(splits.classes)[:5]}... are not the net's")
+    size = options["image_size"]
+    if options.get("recipe") != "imagenet":
+        if view.name != "single":
+            raise ValueError(
+                f"--views {view.name}: a net trained on small images is tested on the single view"
+            )
+        x, y = decode_small(splits.val, size, options.get("skip_bad_images", False))
+        return TensorEvalSet("val", x.to(device), y.to(device), batch_size, source=f"folder:{root}")
+    vs = view.batch_size(batch_size)
+    return ImageFolderEvalSet(
+        "val",
+        splits.val,
+        size,
+        vs,
+        workers or (os.cpu_count() or 1),
+        device,
+        view_fn=view.make,
+        fully_convolutional=view.fully_convolutional,
+    )
+
+
+FOLDER = DataSet(
+    name="folder",
+    recipe="imagenet",
+    default_dir="./data/images",
+    # train/ without test/; with val/ only for small images (larger ones in train/ and val/
+    # are the ImageNet layout, which the imagenet entry reads the same way).
+    detect=lambda root: (
+        (root / "train").is_dir()
+        and not (root / "test").is_dir()
+        and (not (root / "val").is_dir() or small_image_size(root) is not None)
+    ),
+    train_data=_folder_train,
+    eval_split=_folder_eval,
+    inference_view=lambda x, size, recipe: (
+        resize_to(x, size) if recipe != "imagenet" else center_view(x, size)[0]
+    ),
+    where="DIR/train/<class>/<images> and optionally DIR/val/<class>/<images>",
+    decide=_folder_decide,
+)
+
+
 # ---------------------------------------------------------------- the registry
-DATASETS: dict[str, DataSet] = {d.name: d for d in (CIFAR10, IMAGENET, CIFAR100)}
+DATASETS: dict[str, DataSet] = {d.name: d for d in (CIFAR10, IMAGENET, CIFAR100, FOLDER)}
 
 
 def register_dataset(entry: DataSet, *, replace: bool = False) -> DataSet:

@@ -56,7 +56,10 @@ class DeviceData(TrainDataBase):
         augment: bool = True,
         eval_batch_size: int = 1000,
         dist: DistInfo = DistInfo(),
+        test_name: str = "test",
     ) -> None:
+        """``test_name``: what the arrays' second split is ("val" when it was held out of
+        the user's training images)."""
         tx, ty = arrays.train_x, arrays.train_y
         vx = vy = None
         if val_split:
@@ -71,11 +74,10 @@ class DeviceData(TrainDataBase):
         self.augment, self.device, self.dist = augment, device, dist
         self.train_x, self.train_y = tx.to(device), ty.to(device)
         self.normalizer: Normalizer = fit_normalizer(tx, normalize).to(device)  # training split only
-        self._eval = {
-            "test": TensorEvalSet(
-                "test", arrays.test_x.to(device), arrays.test_y.to(device), eval_batch_size, dist
-            )
-        }
+        test = TensorEvalSet(
+            test_name, arrays.test_x.to(device), arrays.test_y.to(device), eval_batch_size, dist
+        )
+        self._eval = {test_name: test}
         if vx is not None:
             self._eval = {
                 "val": TensorEvalSet("val", vx.to(device), vy.to(device), eval_batch_size, dist),

@@ -64,7 +64,36 @@ def decode_rgb(path: Path, shorter: int | None = None) -> torch.Tensor:
                 f = shorter / min(w, h)
                 if f < 0.5:
                     im.draft("RGB", (max(1, int(w * f + 0.999)), max(1, int(h * f + 0.999))))
-            a = np.asarray(im.convert("RGB"), dtype=np.uint8)
+            a = np.asarray(_rgb(im), dtype=np.uint8)
     except Exception as e:  # truncated, not an image, unreadable, too large
         raise DataError(f"cannot read image {str(path)!r}: {e}") from e
     return torch.from_numpy(a.transpose(2, 0, 1).copy())
+
+
+def _rgb(im):
+    """An image of any mode as 8-bit RGB: palette, greyscale, RGBA (alpha dropped) and CMYK
+    through Pillow's conversion; 16- and 32-bit greyscale scaled to 0..255 first (Pillow's
+    own conversion would clip them)."""
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if a.max() > 255 else 255.0
+        grey = np.clip(np.round(a * (255.0 / top)), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return im.convert("RGB")
+
+
+def stratified_holdout(labels: list[int], k: int | float, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Indices (train, held out): ``k`` images (or the fraction ``k`` < 1) held out, spread over
+    the classes in proportion to their size (at least one of each class with 2+ images),
+    by a seeded shuffle within each class."""
+    n = len(labels)
+    frac = k if k < 1 else k / n
+    g = np.random.default_rng(seed)
+    train, held = [], []
+    for c in sorted(set(labels)):
+        idx = [i for i, y in enumerate(labels) if y == c]
+        g.shuffle(idx)
+        m = min(len(idx) - 1, max(1, round(frac * len(idx)))) if len(idx) > 1 else 0
+        held += idx[:m]
+        train += idx[m:]
+    return sorted(train), sorted(held)

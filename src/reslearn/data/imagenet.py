@@ -225,20 +225,17 @@ class ImageNetData(TrainDataBase):
         skip_bad_images: bool = False,
         mean_sample: int = 500,
         dist: DistInfo = DistInfo(),
+        splits: tuple[list, list, tuple[str, ...], str] | None = None,
     ) -> None:
+        """``splits``: (train items, val items, classes, source) already listed (a folder
+        whose val split is held out of train/, reslearn.data.folder); else from ``root``."""
         root = Path(root).expanduser()
-        for split in ("train", "val"):
-            if not (root / split).is_dir():
-                raise DataError(
-                    f"no ImageNet-layout data in {str(root)!r}: expected {root}/train/<wnid>/*.JPEG "
-                    f"and {root}/val/<wnid>/*.JPEG"
-                )
-        index = read_class_index(class_index) if class_index else None
-        self.items, self.classes = list_split(root / "train", index)
-        val_items, _ = list_split(root / "val", index)
+        if splits is None:
+            splits = self.list_root(root, class_index)
+        self.items, val_items, self.classes, self.source = splits
         if len(self.items) < batch_size:
             raise ValueError(f"batch_size={batch_size} exceeds the {len(self.items)} training images")
-        self.source, self.format = f"imagefolder:{root}", "imagenet-folder"
+        self.format = "imagenet-folder"
         self.num_train, self.batch_size, self.seed, self.device, self.dist = (
             len(self.items),
             batch_size,
@@ -255,6 +252,18 @@ class ImageNetData(TrainDataBase):
         self._eval = {"val": val}
         self.val_items = val_items
         self.generator = torch.Generator(device=device).manual_seed(seed + 12345)
+
+    @staticmethod
+    def list_root(root: Path, class_index: str | None):
+        for split in ("train", "val"):
+            if not (root / split).is_dir():
+                raise DataError(
+                    f"no ImageNet-layout data in {str(root)!r}: expected {root}/train/<wnid>/*.JPEG "
+                    f"and {root}/val/<wnid>/*.JPEG"
+                )
+        index = read_class_index(class_index) if class_index else None
+        items, classes = list_split(root / "train", index)
+        return items, list_split(root / "val", index)[0], classes, f"imagefolder:{root}"
 
     def _normalizer(self, normalize: str, sample: int) -> Normalizer:
         if normalize == "channel":

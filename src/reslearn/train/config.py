@@ -34,6 +34,14 @@ def _positive(name: str, value: Any, allow_zero: bool = False) -> None:
         )
 
 
+def _count_or_fraction(name: str, value: Any) -> int | float:
+    """A whole number of items (kept as an int) or a fraction in (0, 1)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and (0 < value < 1 or (value >= 0 and float(value).is_integer())):
+        return value if 0 < value < 1 else int(value)
+    raise ValueError(f"{name} must be a count (0, 1, 2, ...) or a fraction in (0, 1), got {value!r}")
+
+
 def choices(default: Any, options: tuple) -> Any:
     """A field whose value is one of ``options`` (validated; CLI choices)."""
     return field(default=default, metadata={"choices": options})
@@ -79,8 +87,8 @@ class DataConfig(_Section):
     """A registered data set (cifar10, cifar100, imagenet, or one you register); auto: found from data_dir."""
     labels: str = choices("fine", ("fine", "coarse"))
     """CIFAR-100: its 100 fine classes or its 20 coarse superclasses."""
-    val_split: int = 0
-    """Hold out this many training images for validation (paper: 5000); 0 = train on all."""
+    val_split: float = 0
+    """Held out of the training images for validation: a count (paper: 5000) or a fraction (0.1); 0 = none."""
     normalize: str = choices("pixel", ("pixel", "channel"))
     """pixel: the paper's per-pixel mean subtraction; channel: per-channel mean/std."""
     augment: bool = True
@@ -104,7 +112,7 @@ class DataConfig(_Section):
     def __post_init__(self) -> None:
         if not isinstance(self.dataset, str) or not self.dataset:
             raise ValueError(f"dataset must be a data set's name or auto, got {self.dataset!r}")
-        _positive("val_split", self.val_split, allow_zero=True)
+        self.val_split = _count_or_fraction("val_split", self.val_split)
         _positive("workers", self.workers, allow_zero=True)
         if self.image_size is not None:
             _positive("image_size", self.image_size)

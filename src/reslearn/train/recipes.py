@@ -6,6 +6,8 @@ recipe before anything runs, so the saved config.json always holds the numbers u
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..data.datasets import detect_dataset, get_dataset
 from ..models import ModelSpec
 from .config import TrainConfig
@@ -39,18 +41,28 @@ def choose_dataset(cfg: TrainConfig) -> str:
     return detect_dataset(cfg.data.data_dir).name
 
 
-def choose_recipe(cfg: TrainConfig, spec: ModelSpec, dataset: str) -> str:
+def decision(cfg: TrainConfig, dataset: str) -> dict:
+    """What a data set that decides per folder (reslearn.data.folder) chooses for the
+    fields still open: {"recipe", "image_size"}; {} for the others."""
+    decide = get_dataset(dataset).decide
+    if decide is None or (cfg.optim.recipe != "auto" and cfg.data.image_size is not None):
+        return {}
+    return decide(Path(cfg.data.data_dir).expanduser())
+
+
+def choose_recipe(cfg: TrainConfig, spec: ModelSpec, dataset: str, decided: dict) -> str:
     """ "auto": the data set's recipe; a CIFAR net (32x32 input) takes the cifar recipe."""
     if cfg.optim.recipe != "auto":
         return cfg.optim.recipe
-    recipe = get_dataset(dataset).recipe
+    recipe = decided.get("recipe", get_dataset(dataset).recipe)
     return "cifar" if recipe == "imagenet" and spec.family != "imagenet" else recipe
 
 
 def resolve(cfg: TrainConfig, spec: ModelSpec) -> TrainConfig:
     """``cfg`` with the data set and every recipe-dependent None/"auto" resolved."""
     dataset = choose_dataset(cfg)
-    name = choose_recipe(cfg, spec, dataset)
+    decided = decision(cfg, dataset)
+    name = choose_recipe(cfg, spec, dataset, decided)
     r, o, d = RECIPES[name], cfg.optim, cfg.data
     changes: dict = {"optim.recipe": name, "data.dataset": dataset}
     if o.batch_size is None:
@@ -72,7 +84,9 @@ def resolve(cfg: TrainConfig, spec: ModelSpec) -> TrainConfig:
     else:
         if d.loader == "dali":
             raise ValueError("--loader dali serves the ImageNet recipe; CIFAR data uses device or stream")
-        if d.image_size is not None or d.class_index is not None:
+        if get_dataset(dataset).decide is not None and d.image_size is None:  # a folder: its images' size
+            changes["data.image_size"] = decided.get("image_size") or spec.input_size[0]
+        elif get_dataset(dataset).decide is None and (d.image_size is not None or d.class_index is not None):
             bad = "image_size" if d.image_size is not None else "class_index"
             raise ValueError(f"data.{bad} applies to the ImageNet recipe (this run uses the cifar recipe)")
     return cfg.replace(changes)
