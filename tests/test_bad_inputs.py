@@ -136,6 +136,18 @@ CASES = [
     ("threads-negative", [*TR, "--threads", "-1"], 2, "-1", {}),
     ("nproc-0", [*TR, "--nproc", "0"], 2, "0", {}),
     ("nproc-text", [*TR, "--nproc", "two"], 2, "'two'", {}),
+    # ---- train: data sets and fine-tuning
+    ("dataset-unknown", [*TR, "--dataset", "mnist"], 2, "'mnist'", {}),
+    ("labels-coarse-on-cifar10", [*TR, "--labels", "coarse"], 2, "'coarse'", {}),
+    ("val-split-fraction-over-1", [*TR, "--val-split", "1.5"], 2, "1.5", {}),
+    ("init-missing", [*TR, "--init", "nope.pt"], 2, "'nope.pt'", {}),
+    ("init-not-a-checkpoint", [*TR, "--init", "text.pt"], 2, "text.pt", {}),
+    ("init-other-net", [*TR, "--init", R0, "--model", "cifar_resnet14"], 2, "cifar_resnet8's weights, not cifar_resnet14's", {}),
+    ("freeze-past-last-stage", [*TR, "--freeze-to", "layer4"], 2, "'layer4'", {}),
+    ("freeze-unknown", [*TR, "--freeze-to", "layer9"], 2, "'layer9'", {}),
+    ("head-lr-without-init", [*TR, "--head-lr", "0.01"], 2, "--head-lr 0.01", {}),
+    ("head-lr-without-new-head", [*TR, "--init", R0, "--head-lr", "0.01"], 2, "has none", {}),
+    ("head-lr-0", [*TR, "--head-lr", "0"], 2, "0", {}),
     # ---- train: choices
     ("device-tpu", [*TR, "--device", "tpu"], 2, "'tpu'", {}),
     ("device-missing-cuda", [*TR, "--device", "cuda:7"], 2, "cuda:7", {}),
