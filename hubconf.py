@@ -1,8 +1,9 @@
 """torch.hub entry points: ``torch.hub.load("<owner>/reslearn" or a local checkout, "resnet56")``.
 
 Every registered network is an entry point that builds it (paper defaults; keyword
-options as ``reslearn.create_model``). ``pretrained=True`` needs a published weights URL;
-none is published yet, so it is refused with a clear message.
+options as ``reslearn.create_model``). ``pretrained=True`` returns the net's published
+weights (``reslearn zoo``: files in the repository, sha256-checked), in eval mode; for a
+net with none published it is refused with a clear message.
 """
 
 import os
@@ -14,21 +15,22 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "src
 
 from reslearn.models import create_model, list_models  # noqa: E402
 
-WEIGHT_URLS: dict[str, str] = {}  # name -> URL of a reslearn checkpoint, once published
-
 
 def _entry(name: str):
     def build(pretrained: bool = False, **options):
-        model = create_model(name, **options)
-        if pretrained:
-            url = WEIGHT_URLS.get(name)
-            if url is None:
-                raise ValueError(f"no pretrained weights are published for {name} yet; use pretrained=False")
-            import torch
+        if not pretrained:
+            return create_model(name, **options)
+        from reslearn import published
+        from reslearn.use import load
 
-            state = torch.hub.load_state_dict_from_url(url, map_location="cpu", weights_only=True)
-            model.load_state_dict(state.get("model", state))
-        return model
+        entry = published.for_model(name)
+        if entry is None:
+            raise ValueError(
+                f"no trained {name} is published yet (`reslearn zoo` lists them); use pretrained=False"
+            )
+        if options:
+            raise ValueError(f"pretrained=True gives the published net as it is; drop {sorted(options)}")
+        return load(entry["name"])[0]
 
     build.__name__ = name
     build.__doc__ = f"{name} of He et al. 2015 (reslearn); options as reslearn.create_model."

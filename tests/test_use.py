@@ -148,7 +148,7 @@ def test_hub_entry_points_build_every_registered_model():
         assert isinstance(m, reslearn.ResNet) and m.fc.out_features == spec.num_classes
     m = torch.hub.load(str(ROOT), "resnet152", source="local", num_classes=7)
     assert m.fc.out_features == 7
-    with pytest.raises(ValueError, match="no pretrained weights"):
+    with pytest.raises(ValueError, match="no trained resnet20 is published yet"):
         hubconf.resnet20(pretrained=True)
     assert hubconf.resnet1202 is not None
 
@@ -203,3 +203,45 @@ def test_complexity_takes_the_shapes_other_tools_use():
     assert reslearn.complexity(m, (3, 224, 224)) == ref == reslearn.complexity(m, (8, 3, 224, 224))
     with pytest.raises(ValueError, match="3 channels"):
         reslearn.complexity(m, (1, 224, 224))
+
+
+def test_a_published_net_loads_by_name_and_through_hub_with_its_sha256_checked(
+    tiny_run, tmp_path, monkeypatch, capsys
+):
+    import importlib.util
+    import sys
+
+    from reslearn import published
+    from reslearn.checkpoint import CheckpointError
+
+    spec = importlib.util.spec_from_file_location("publish_net", ROOT / "benchmarks" / "publish_net.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    weights = tmp_path / "weights"
+    monkeypatch.setattr(published, "WEIGHTS_DIR", weights)
+    entry = tool.publish(tiny_run, "tiny-cifar10", weights)
+    assert entry["sha256"] == published.sha256(weights / "tiny-cifar10.safetensors")
+    with pytest.raises(ValueError, match="already published"):
+        tool.publish(tiny_run, "tiny-cifar10", weights)
+    x = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    ours, pre, classes = reslearn.load(tiny_run)
+    named, pre2, classes2 = reslearn.load("tiny-cifar10")
+    batch = torch.stack([pre(i) for i in x])
+    assert classes2 == classes and torch.equal(named(batch), ours(batch))
+    assert cli_main(["zoo"]) == 0
+    assert (
+        f"tiny-cifar10: {entry['model']}, test top-1 error {entry['test_err']:.2f}%"
+        in capsys.readouterr().out
+    )
+    sys.path.insert(0, str(ROOT))
+    import hubconf
+
+    hub = hubconf._entry(entry["model"])(pretrained=True)  # what every hub entry point runs
+    assert torch.equal(hub(batch), ours(batch))
+    blob = bytearray((weights / "tiny-cifar10.safetensors").read_bytes())
+    blob[-1] ^= 1  # one flipped bit in the weights
+    (weights / "tiny-cifar10.safetensors").write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="does not match its published sha256"):
+        reslearn.load("tiny-cifar10")
+    with pytest.raises(ValueError, match="no published net called 'nope'"):
+        published.published_file("nope")

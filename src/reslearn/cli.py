@@ -28,6 +28,20 @@ def _cmd_list(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_zoo(a: argparse.Namespace) -> int:
+    from .published import index
+
+    nets = index()
+    if not nets:
+        print("no trained nets are published yet (benchmarks/publish_net.py adds a finished run)")
+    for e in nets:
+        print(
+            f"{e['name']}: {e['model']}, {e['split']} top-1 error {e['test_err']:.2f}% at iteration "
+            f"{e['iteration']} ({e['data']}); {e['file']}, {e['bytes'] / 1e6:.1f} MB, sha256 {e['sha256']}"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reslearn", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -43,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("list", help="list the named networks")
     s.set_defaults(fn=_cmd_list)
+
+    s = sub.add_parser("zoo", help="the trained nets published with reslearn (load them by name)")
+    s.set_defaults(fn=_cmd_zoo)
 
     for register in _EXTRA_COMMANDS:
         register(sub)

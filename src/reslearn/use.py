@@ -26,6 +26,8 @@ from .data.augment import TORCHVISION_MEAN, TORCHVISION_STD, Normalizer
 from .data.datasets import dataset_of, get_dataset
 from .io import output_file
 from .models import create_model, get_model_spec
+from .published import find as find_published
+from .published import published_file
 
 
 @dataclass
@@ -67,11 +69,14 @@ def input_size(config: dict) -> int:
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Preprocess, list[str]]:
     """(model in eval mode, preprocess, class names) from a reslearn checkpoint, a run
-    directory or a safetensors file written by ``reslearn export --format safetensors``."""
+    directory, a safetensors file written by ``reslearn export --format safetensors``, or
+    the name of a published net (``reslearn zoo``)."""
     from .checkpoint import load_checkpoint
     from .evaluate.load import build_model
 
     p = Path(path).expanduser()
+    if not p.exists() and isinstance(path, str) and find_published(path):
+        p = published_file(path)  # a published net by name, its sha256 checked
     ckpt = read_safetensors(p) if p.suffix == ".safetensors" else load_checkpoint(p)
     prep = Normalizer(ckpt.preprocessing["mean"], ckpt.preprocessing["std"])
     recipe = ckpt.config.get("optim", {}).get("recipe", "cifar")

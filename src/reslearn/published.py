@@ -1,0 +1,62 @@
+"""Trained nets published with reslearn: ``reslearn.load("resnet56-cifar10")``,
+``torch.hub.load(..., "resnet56", pretrained=True)``, ``reslearn zoo``.
+
+Each net is a safetensors export (no pickle) in ``reslearn/weights/`` listed in
+``weights/index.json`` with its sha256 and its measured test error; a file whose sha256
+differs from the index is refused, never loaded. ``benchmarks/publish_net.py`` exports a
+finished run, measures it and adds its entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+def index(weights_dir: Path | None = None) -> list[dict]:
+    """The published nets: [{"name", "model", "dataset", "file", "sha256", "test_err", ...}]."""
+    path = (weights_dir or WEIGHTS_DIR) / "index.json"
+    return json.loads(path.read_text())["nets"] if path.is_file() else []
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def find(name: str, weights_dir: Path | None = None) -> dict | None:
+    """The entry called ``name`` ("resnet56-cifar10"), or None."""
+    return next((e for e in index(weights_dir) if e["name"] == name), None)
+
+
+def published_file(name: str, weights_dir: Path | None = None) -> Path:
+    """The verified file of the published net ``name``: a missing file or a sha256 that is
+    not the index's is an error (a damaged or replaced file is never loaded)."""
+    from .checkpoint import CheckpointError
+
+    entry = find(name, weights_dir)
+    if entry is None:
+        known = ", ".join(e["name"] for e in index(weights_dir)) or "none yet"
+        raise ValueError(f"no published net called {name!r} (published: {known}; `reslearn zoo` lists them)")
+    path = (weights_dir or WEIGHTS_DIR) / entry["file"]
+    if not path.is_file():
+        raise CheckpointError(f"the published net {name!r} is listed but its file {str(path)!r} is missing")
+    got = sha256(path)
+    if got != entry["sha256"]:
+        raise CheckpointError(
+            f"{str(path)!r} does not match its published sha256 ({got[:16]}... instead of "
+            f"{entry['sha256'][:16]}...): refused; reinstall reslearn or fetch the file again"
+        )
+    return path
+
+
+def for_model(model: str, weights_dir: Path | None = None) -> dict | None:
+    """The published net of architecture ``model`` (the best measured one), for torch.hub."""
+    nets = [e for e in index(weights_dir) if e["model"] == model]
+    return min(nets, key=lambda e: e["test_err"]) if nets else None
