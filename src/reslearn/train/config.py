@@ -84,7 +84,7 @@ class DataConfig(_Section):
     data_dir: str = "./data/cifar10"
     """CIFAR: cifar-10-batches-py/, that folder itself, or a train/ test/ tree. ImageNet: train/ val/."""
     dataset: str = "auto"
-    """A registered data set (cifar10, cifar100, imagenet, or one you register); auto: found from data_dir."""
+    """A registered data set (cifar10, cifar100, imagenet, folder, or yours); auto: found from data_dir."""
     labels: str = choices("fine", ("fine", "coarse"))
     """CIFAR-100: its 100 fine classes or its 20 coarse superclasses."""
     val_split: float = 0
