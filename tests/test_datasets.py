@@ -332,3 +332,14 @@ def test_finetune_resnet18_from_a_checkpoint_on_a_folder_it_never_saw(tmp_path, 
         == 0
     )
     assert reslearn.load(tmp_path / "ft.safetensors")[2] == ["ant", "bee", "cow"]
+
+
+def test_an_unreadable_small_image_is_named_and_fatal_or_skipped(tmp_path, capsys):
+    root = write_photo_folder(tmp_path / "f", sizes=[(24, 24)], per_class=10)
+    (root / "train" / "bee" / "broken.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(DataError, match="broken.png"):
+        train(train_cfg(root, tmp_path / "a", iterations=2, batch=6))
+    run = train(
+        train_cfg(root, tmp_path / "b", iterations=2, batch=6).replace({"data.skip_bad_images": True})
+    )
+    assert "skipped cannot read image" in capsys.readouterr().err and (run / "final.json").is_file()

@@ -11,6 +11,7 @@ both the mean is fitted on the user's training split.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,9 +89,10 @@ def decode_small(items: list[tuple[Path, int]], size: int, skip_bad: bool = Fals
     for path, label in items:
         try:
             x = decode_rgb(path)
-        except DataError:
+        except DataError as e:
             if not skip_bad:
                 raise
+            print(f"reslearn: skipped {e}", file=sys.stderr, flush=True)  # as the ImageNet reader does
             continue
         xs.append(x if tuple(x.shape[1:]) == (size, size) else TF.resize(x, [size, size], antialias=True))
         ys.append(label)
