@@ -148,3 +148,11 @@ def test_eval_per_class_prints_errors_and_writes_the_confusion_matrix(source, pe
     assert "reslearn did not write it" in capsys.readouterr().err
     assert (tmp_path / "loose" / "confusion.json").read_text() == "mine"
     assert cli_main(["eval", str(tmp_path / "loose" / "ck.pt"), "--per-class", "--overwrite"]) == 0
+
+
+def test_other_classes_get_a_new_classifier_even_when_as_many(source, tmp_path):
+    """Ten other classes: the source's 10-way classifier means nothing for them."""
+    other = write_imagefolder(tmp_path / "other", per_class=4, classes=tuple(f"thing{i}" for i in range(10)))
+    ckpt = load_checkpoint(train(finetune_cfg(other, tmp_path / "o", source)))
+    assert ckpt.train_state["init"]["replaced"] == ["fc.bias", "fc.weight"]
+    assert not torch.equal(ckpt.model["fc.weight"], load_checkpoint(source).model["fc.weight"])

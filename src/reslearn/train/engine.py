@@ -149,7 +149,7 @@ def start_weights(
             raise ValueError(
                 f"--init {cfg.model.init!r} is a {theirs} net (stride placement): add --variant {theirs}"
             )
-        init = apply_init(model, weights)
+        init = apply_init(model, weights, list(data.classes))
         mean = weights.preprocessing.get("mean")
         if mean is not None and mean.shape[-2:] in ((1, 1), data.normalizer.mean.shape[-2:]):
             data.normalizer = Normalizer(mean, weights.preprocessing.get("std")).to(device)

@@ -3,8 +3,8 @@
 ``--init SOURCE`` reads a run directory, a reslearn checkpoint, a ``.safetensors`` export
 or a torchvision ``.pth`` (all read safely: tensors and plain values only). The layers whose
 names and shapes match load; the others keep their fresh initialisation and are named
-(the classifier, when the class count differs: the "new head", which ``--head-lr`` trains
-at its own lr). The source's normalisation stays with the net where it applies (same
+(the classifier, when the classes differ: the "new head", which ``--head-lr`` trains at
+its own lr). The source's normalisation stays with the net where it applies (same
 shape: torchvision's per-channel mean/std, or a reslearn net's mean image at the same
 size), so the features see the inputs they were trained on.
 """
@@ -25,6 +25,7 @@ from ..checkpoint import (
     torchvision_arch,
 )
 from ..data.augment import TORCHVISION_MEAN, TORCHVISION_STD
+from ..data.imagenet import imagenet_classes
 from ..models import ModelSpec
 
 
@@ -38,6 +39,7 @@ class InitWeights:
     state: dict[str, torch.Tensor]
     preprocessing: dict[str, torch.Tensor]
     variant: str | None = None
+    classes: list[str] | None = None  # the source's output classes
 
 
 def read_init(source: str, spec: ModelSpec) -> InitWeights:
@@ -52,11 +54,14 @@ def read_init(source: str, spec: ModelSpec) -> InitWeights:
             "mean": torch.tensor(TORCHVISION_MEAN)[:, None, None],
             "std": torch.tensor(TORCHVISION_STD)[:, None, None],
         }
-        init = InitWeights(str(p), "torchvision", torchvision_arch(state), state, tv, "v1.5")
+        arch = torchvision_arch(state)
+        init = InitWeights(str(p), "torchvision", arch, state, tv, "v1.5", list(imagenet_classes()))
     else:
         ckpt = read_safetensors(p) if p.suffix == ".safetensors" else load_checkpoint(resolve_checkpoint(p))
         variant = ckpt.config["model"].get("variant")
-        init = InitWeights(str(p), "reslearn", ckpt.model_name, ckpt.model, ckpt.preprocessing, variant)
+        init = InitWeights(
+            str(p), "reslearn", ckpt.model_name, ckpt.model, ckpt.preprocessing, variant, list(ckpt.classes)
+        )
     if init.model_name != spec.name:
         what = f"{init.model_name}'s weights" if init.model_name else "no ResNet's weights we know"
         raise ValueError(
@@ -67,12 +72,19 @@ def read_init(source: str, spec: ModelSpec) -> InitWeights:
     return init
 
 
-def apply_init(model: nn.Module, init: InitWeights) -> dict:
-    """Load the matching tensors of ``init`` into ``model``. Returns what happened:
-    {"source", "kind", "loaded": count, "replaced": names kept fresh (shape differs or
+def apply_init(model: nn.Module, init: InitWeights, classes: list[str]) -> dict:
+    """Load the matching tensors of ``init`` into ``model``, whose outputs are ``classes``.
+    The classifier (fc) loads only when the source's classes are the same: another set
+    of classes, even as many, gets a new classifier. Returns what happened: {"source",
+    "kind", "loaded": count, "replaced": names kept fresh (new classifier, shape differs or
     absent from the source), "not_loaded": source tensors the net has no place for}."""
     own = model.state_dict()
-    fits = {k: v for k, v in init.state.items() if k in own and own[k].shape == v.shape}
+    same = init.classes is None or list(init.classes) == list(classes)
+    fits = {
+        k: v
+        for k, v in init.state.items()
+        if k in own and own[k].shape == v.shape and (same or not k.startswith("fc."))
+    }
     model.load_state_dict(fits, strict=False)
     return {
         "source": init.source,
