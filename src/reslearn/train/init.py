@@ -106,7 +106,8 @@ def describe(report: dict, frozen: list[str]) -> list[str]:
     if report["replaced"]:
         lines.append(f"init: replaced (new, freshly initialised): {', '.join(report['replaced'])}")
     if report["not_loaded"]:
-        lines.append(f"init: not loaded (no place in this net): {', '.join(report['not_loaded'])}")
+        why = "the classes differ, or no place in this net"
+        lines.append(f"init: not loaded ({why}): {', '.join(report['not_loaded'])}")
     if frozen:
         lines.append(f"init: frozen (weights and BatchNorm statistics): {', '.join(frozen)}")
     return lines
