@@ -343,3 +343,15 @@ def test_an_unreadable_small_image_is_named_and_fatal_or_skipped(tmp_path, capsy
         train_cfg(root, tmp_path / "b", iterations=2, batch=6).replace({"data.skip_bad_images": True})
     )
     assert "skipped cannot read image" in capsys.readouterr().err and (run / "final.json").is_file()
+
+
+def test_your_own_folder_gets_a_batch_it_can_fill_and_a_run_in_epochs(tmp_path):
+    from reslearn import get_model_spec
+    from reslearn.train.config import DataConfig, ModelConfig, TrainConfig
+    from reslearn.train.recipes import resolve
+
+    root = write_photo_folder(tmp_path / "f", sizes=[(24, 24)], per_class=20)  # 54 training images
+    cfg = resolve(TrainConfig(ModelConfig("resnet18"), DataConfig(str(root))), get_model_spec("resnet18"))
+    assert (cfg.optim.batch_size, cfg.optim.epochs, cfg.optim.iterations) == (32, 30, None)
+    given = TrainConfig(ModelConfig("resnet18"), DataConfig(str(root))).replace({"optim.iterations": 7})
+    assert resolve(given, get_model_spec("resnet18")).optim.iterations == 7

@@ -80,9 +80,9 @@ class DataSet:
     uint8 (3, H, W) -> (3, size, size), the input ``reslearn.load``'s preprocess gives a net
     trained with ``recipe``. ``detect(root)``: whether a folder holds this data set
     (``data.dataset auto``). ``classes()``: its fixed class names, when it has them.
-    ``recipe``: the paper's recipe for it; ``decide(root)``, when given, chooses per folder:
-    {"recipe", "image_size"} (reslearn.data.folder). ``default_dir`` and ``where``: where it
-    is looked for and how to get it.
+    ``recipe``: the paper's recipe for it; ``decide(data_config)``, when given, chooses per
+    folder: {"recipe", "image_size", "epochs", "train_images"} (reslearn.data.folder).
+    ``default_dir`` and ``where``: where it is looked for and how to get it.
     """
 
     name: str

@@ -19,7 +19,7 @@ from .augment import center_view
 from .base import DataSet, TrainData
 from .cifar import CIFAR10_ARCHIVE, CIFAR10_CLASSES, CIFAR100_ARCHIVE, CifarArchive, load_cifar
 from .device import DeviceData, TensorEvalSet
-from .folder import decode_small, describe, folder_splits, small_arrays, small_image_size
+from .folder import DEFAULT_EPOCHS, decode_small, describe, folder_splits, small_arrays, small_image_size
 from .folders import DataError
 from .imagenet import (
     IMAGENET_CLASSES_TSV,
@@ -165,10 +165,14 @@ IMAGENET = DataSet(
 
 
 # ---------------------------------------------------------------- any folder of images
-def _folder_decide(root: Path) -> dict:
-    """Small images: the CIFAR recipe at their size; larger: the ImageNet recipe."""
+def _folder_decide(d) -> dict:
+    """Small images: the CIFAR recipe at their size; larger: the ImageNet recipe. A run
+    of DEFAULT_EPOCHS epochs (the paper's 64k or 600k iterations are for its data sets),
+    in batches no larger than the training images."""
+    root = Path(d.data_dir).expanduser()
     size = small_image_size(root)
-    return {"recipe": "cifar", "image_size": size} if size else {"recipe": "imagenet"}
+    out = {"recipe": "cifar", "image_size": size} if size else {"recipe": "imagenet"}
+    return {**out, "epochs": DEFAULT_EPOCHS, "train_images": len(folder_splits(root, d.val_split).train)}
 
 
 def _folder_train(d, *, recipe: str, eval_batch_size: int, **common) -> TrainData:

@@ -25,6 +25,7 @@ from .folders import DataError, class_folders, decode_rgb, labelled_files, strat
 SMALL = 64  # px: a longer side up to this is a small (CIFAR-like) image
 DEFAULT_HOLDOUT = 0.1  # of train/, when there is no val/ and no --val-split
 HOLDOUT_SEED = 0  # fixed, so that evaluation finds the same held-out images as training
+DEFAULT_EPOCHS = 30  # the run's length unless --epochs/--iterations (not the paper's: its data is not yours)
 
 
 @dataclass

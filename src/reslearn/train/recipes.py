@@ -6,8 +6,6 @@ recipe before anything runs, so the saved config.json always holds the numbers u
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..data.datasets import detect_dataset, get_dataset
 from ..models import ModelSpec
 from .config import TrainConfig
@@ -44,10 +42,11 @@ def choose_dataset(cfg: TrainConfig) -> str:
 def decision(cfg: TrainConfig, dataset: str) -> dict:
     """What a data set that decides per folder (reslearn.data.folder) chooses for the
     fields still open: {"recipe", "image_size"}; {} for the others."""
-    decide = get_dataset(dataset).decide
-    if decide is None or (cfg.optim.recipe != "auto" and cfg.data.image_size is not None):
+    decide, o = get_dataset(dataset).decide, cfg.optim
+    open_fields = o.recipe == "auto" or cfg.data.image_size is None or o.batch_size is None
+    if decide is None or not (open_fields or (o.iterations is None and o.epochs is None)):
         return {}
-    return decide(Path(cfg.data.data_dir).expanduser())
+    return decide(cfg.data)
 
 
 def choose_recipe(cfg: TrainConfig, spec: ModelSpec, dataset: str, decided: dict) -> str:
@@ -65,12 +64,15 @@ def resolve(cfg: TrainConfig, spec: ModelSpec) -> TrainConfig:
     name = choose_recipe(cfg, spec, dataset, decided)
     r, o, d = RECIPES[name], cfg.optim, cfg.data
     changes: dict = {"optim.recipe": name, "data.dataset": dataset}
-    if o.batch_size is None:
-        changes["optim.batch_size"] = r["batch_size"]
+    if o.batch_size is None:  # a small folder: the largest power of two its images fill
+        fits = 2 ** (decided.get("train_images", r["batch_size"]).bit_length() - 1)
+        changes["optim.batch_size"] = min(r["batch_size"], fits)
     schedule = r["schedule"] if o.schedule == "auto" else o.schedule
     changes["optim.schedule"] = schedule
     if o.iterations is None and o.epochs is None:
-        if schedule == "step":
+        if "epochs" in decided:  # your own data: a run length in epochs, not the paper's
+            changes["optim.epochs"] = decided["epochs"]
+        elif schedule == "step":
             changes["optim.epochs"] = STEP_SCHEDULE_EPOCHS
         else:
             changes["optim.iterations"] = r["iterations"]
