@@ -1,7 +1,7 @@
 """Evaluation, outside the training engine: views, scoring, loading a trained model."""
 
 from .evaluate import evaluate
-from .load import build_model, checkpoint_split, evaluate_checkpoint, load_for_inference
+from .load import build_model, checkpoint_split, evaluate_checkpoint, load_with_normalizer
 from .views import (
     TEST_VIEWS,
     TestView,
@@ -25,7 +25,7 @@ __all__ = [
     "evaluate_checkpoint",
     "fully_convolutional_logits",
     "get_test_view",
-    "load_for_inference",
+    "load_with_normalizer",
     "multiscale",
     "single_view",
     "ten_crop",

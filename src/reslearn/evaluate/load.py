@@ -29,8 +29,10 @@ def build_model(ckpt: Checkpoint) -> nn.Module:
     return model
 
 
-def load_for_inference(path: str | Path, device: torch.device | None = None):
-    """(model in eval mode, normalizer, Checkpoint) from a checkpoint file or run dir."""
+def load_with_normalizer(path: str | Path, device: torch.device | None = None):
+    """(model in eval mode, normalizer, Checkpoint) from a checkpoint file or run dir: the
+    normaliser alone (uint8 batches -> input), for evaluation code that makes its own views.
+    ``reslearn.load`` gives (model, preprocess, classes) with the whole inference view."""
     ckpt = load_checkpoint(path)
     device = device or torch.device("cpu")
     model = build_model(ckpt)
@@ -82,7 +84,7 @@ def evaluate_checkpoint(
     (Table 4, fully convolutional). ``per_class``: also "classes" and "confusion" (true
     class by predicted class counts; reslearn.evaluate.per_class)."""
     dev = select_device(device)
-    model, normalizer, ckpt = load_for_inference(path, dev)
+    model, normalizer, ckpt = load_with_normalizer(path, dev)
     split = checkpoint_split(ckpt, data_dir, views, class_index, batch_size, workers, dev)
     forward = fully_convolutional_logits if split.fully_convolutional else None
     speed = SpeedSettings(channels_last=True)

@@ -75,9 +75,9 @@ def layer_responses(
 def checkpoint_responses(checkpoint: str | Path, device: torch.device, data_dir: str | None = None) -> dict:
     """Figure 7 for one trained net: {"model", "iteration", "layers", "std"} over the test
     split of the data it was trained on (or ``data_dir``)."""
-    from ..evaluate import checkpoint_split, load_for_inference
+    from ..evaluate import checkpoint_split, load_with_normalizer
 
-    model, normalizer, ckpt = load_for_inference(checkpoint, device)
+    model, normalizer, ckpt = load_with_normalizer(checkpoint, device)
     split = checkpoint_split(ckpt, data_dir, device=device)
     res = layer_responses(model, normalizer, (x for x, _ in split))
     return {
