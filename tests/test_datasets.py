@@ -355,3 +355,13 @@ def test_your_own_folder_gets_a_batch_it_can_fill_and_a_run_in_epochs(tmp_path):
     assert (cfg.optim.batch_size, cfg.optim.epochs, cfg.optim.iterations) == (32, 30, None)
     given = TrainConfig(ModelConfig("resnet18"), DataConfig(str(root))).replace({"optim.iterations": 7})
     assert resolve(given, get_model_spec("resnet18")).optim.iterations == 7
+
+
+def test_photos_in_train_and_val_with_your_class_names_are_a_folder_and_wnids_are_imagenet(tmp_path):
+    from .helpers import write_imagenet_folder
+
+    mine = write_photo_folder(tmp_path / "mine", sizes=[(120, 90)], per_class=10, val=True)
+    assert detect_dataset(mine).name == "folder"  # 30 epochs, a batch that fits: not ImageNet's 256
+    assert detect_dataset(write_imagenet_folder(tmp_path / "inet")).name == "imagenet"
+    small = write_photo_folder(tmp_path / "small", sizes=[(24, 24)], per_class=10, val=True)
+    assert detect_dataset(small).name == "folder"

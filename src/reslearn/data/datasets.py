@@ -11,6 +11,7 @@ entry (a new file, or a call of :func:`register_dataset`) and nothing else.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -229,16 +230,22 @@ def _folder_eval(data_dir: str, options: dict, classes, *, view, batch_size: int
     )
 
 
+def looks_like_imagenet(root: Path) -> bool:
+    """train/ and val/ of photos in class folders named by wnid (n01440764, ...): ImageNet or
+    a subset of it (Imagenette), which the paper's ImageNet recipe trains as it is."""
+    if not is_imagenet_layout(root):
+        return False
+    names = [d.name for d in (root / "train").iterdir() if d.is_dir() and not d.name.startswith(".")]
+    return bool(names) and all(re.fullmatch(r"n\d{8}", n) for n in names) and small_image_size(root) is None
+
+
 FOLDER = DataSet(
     name="folder",
     recipe="imagenet",
     default_dir="./data/images",
-    # train/ without test/; with val/ only for small images (larger ones in train/ and val/
-    # are the ImageNet layout, which the imagenet entry reads the same way).
+    # Any train/ (with or without val/, no test/) that is not ImageNet-like.
     detect=lambda root: (
-        (root / "train").is_dir()
-        and not (root / "test").is_dir()
-        and (not (root / "val").is_dir() or small_image_size(root) is not None)
+        (root / "train").is_dir() and not (root / "test").is_dir() and not looks_like_imagenet(root)
     ),
     train_data=_folder_train,
     eval_split=_folder_eval,
