@@ -58,7 +58,7 @@ def stripes_train(d, *, recipe, **common):
     return DeviceData(read_stripes(d.data_dir), val_split=d.val_split, normalize=d.normalize, **common)
 
 
-def stripes_eval(data_dir, options, classes, *, view, batch_size, workers, device):
+def stripes_eval(data_dir, options, classes, *, view, recipe, batch_size, workers, device):
     a = read_stripes(data_dir)
     return TensorEvalSet("test", a.test_x.to(device), a.test_y.to(device), batch_size, source=a.source)
 

@@ -73,7 +73,7 @@ class DataSet:
 
     ``train_data(d, *, recipe, batch_size, seed, device, dist, eval_batch_size)``: the
     :class:`TrainData` of the resolved data config ``d`` (a DataConfig) for ``recipe``.
-    ``eval_split(data_dir, options, classes, *, view, batch_size, workers, device)``: the
+    ``eval_split(data_dir, options, classes, *, view, recipe, batch_size, workers, device)``: the
     split a trained net is tested on (``options``: its saved data config; ``classes``: its
     class names; ``view``: a reslearn.evaluate TestView); it has ``fully_convolutional``
     when the view needs the fully-convolutional form. ``inference_view(img, size, recipe)``:

@@ -49,7 +49,9 @@ def _cifar_train(archive: CifarArchive):
 
 
 def _cifar_eval(archive: CifarArchive):
-    def eval_split(data_dir: str, options: dict, classes, *, view, batch_size: int, workers: int, device):
+    def eval_split(
+        data_dir: str, options: dict, classes, *, view, recipe: str, batch_size: int, workers: int, device
+    ):
         """The test split, one original 32x32 view per image (Section 4.2)."""
         if view.name != "single":
             raise ValueError(
@@ -125,7 +127,9 @@ def _imagenet_train(d, *, recipe: str, eval_batch_size: int, **common) -> TrainD
     )
 
 
-def _imagenet_eval(data_dir: str, options: dict, classes, *, view, batch_size: int, workers: int, device):
+def _imagenet_eval(
+    data_dir: str, options: dict, classes, *, view, recipe: str, batch_size: int, workers: int, device
+):
     """The val/ split with the test view asked for, labelled as the net's classes (an
     ImageNet-1k net, e.g. torchvision's, by the standard class index)."""
     root = Path(data_dir).expanduser()
@@ -203,14 +207,16 @@ def _folder_train(d, *, recipe: str, eval_batch_size: int, **common) -> TrainDat
     )
 
 
-def _folder_eval(data_dir: str, options: dict, classes, *, view, batch_size: int, workers: int, device):
+def _folder_eval(
+    data_dir: str, options: dict, classes, *, view, recipe: str, batch_size: int, workers: int, device
+):
     """The val split (val/ or the same hold-out as training), in the run's pipeline."""
     root = Path(data_dir).expanduser()
     splits = folder_splits(root, options.get("val_split", 0))
     if list(splits.classes) != list(classes):
         raise ValueError(f"the classes of {str(root)!r} {list(splits.classes)[:5]}... are not the net's")
     size = options["image_size"]
-    if options.get("recipe") != "imagenet":
+    if recipe != "imagenet":
         if view.name != "single":
             raise ValueError(
                 f"--views {view.name}: a net trained on small images is tested on the single view"

@@ -55,12 +55,12 @@ def checkpoint_split(
     if class_index is not None:
         options["class_index"] = class_index
     recipe = (ckpt.config.get("optim") or {}).get("recipe", "cifar")
-    options["recipe"] = recipe  # a data set that serves both recipes tests in the run's one
     return dataset_of(ckpt.config).eval_split(
         data_dir or options["data_dir"],
         options,
         ckpt.classes,
         view=get_test_view(views),
+        recipe=recipe,
         batch_size=eval_batch_size(recipe, batch_size),
         workers=workers,
         device=device,
