@@ -1,4 +1,5 @@
 import json
+import shutil
 import statistics
 
 import pytest
@@ -9,6 +10,7 @@ from reslearn import create_model, list_models
 from reslearn.cli import main as cli_main
 from reslearn.reproduce import (
     collect_runs,
+    depth_trend,
     layer_responses,
     reproduce_cifar,
     response_layers,
@@ -107,9 +109,49 @@ def test_report_from_synthetic_runs(tmp_path):
     md = path.read_text()
     assert "| resnet20 | 0.27M | 3 | 21.00 +- 2.00 | 19.00 |" in md
     assert "| 8.75 | +12.25 |" in md  # the paper's ResNet-20 error and our difference
+    assert "| 19.00 / 21.00 / 23.00 (4.00) |" in md  # each seed, then the seed range
+    # resnet56's curve is the mean of both seeds (the unfinished one diverged at 300)
+    assert (
+        "resnet56 against resnet20: ahead at 2 of 3 evaluations (first at 100), behind again at the end "
+        "(gap -1.00 points at 100, narrowest -2.00 at 200, +37.00 at the end, 300)" in md
+    )
+    assert "| 300 | 0.1 | 21.00 | 58.00 | +37.00 |" in md
     assert "JPEG" in md and "abc1234" in md
     assert (tmp_path / "fig6_training_curves.png").stat().st_size > 10_000
     assert (tmp_path / "fig7_layer_responses.png").stat().st_size > 10_000
+
+
+def test_depth_trend_finds_where_the_deeper_net_stays_ahead(tmp_path):
+    # held-out errors every 100 iterations; resnet56 crosses at 300, falls back at 400 and is
+    # ahead again from 500 to the end
+    _fake_run(tmp_path, "resnet20", 1, [0] * 6, [50, 40, 30, 25, 22, 20])
+    _fake_run(tmp_path, "resnet56", 1, [0] * 6, [60, 45, 29, 26, 21, 18])
+    _fake_run(tmp_path, "resnet56", 2, [0] * 6, [60, 45, 29, 26, 21, 16], finished=False)
+    trend = depth_trend(collect_runs(tmp_path))
+    assert (trend.shallow, trend.deep) == ("resnet20", "resnet56")
+    assert [r[0] for r in trend.rows] == [100, 200, 300, 400, 500, 600]
+    assert trend.rows[-1][2:] == (20, 17)  # the mean over both resnet56 seeds
+    assert trend.ahead_from() == 500
+    assert trend.summary() == (
+        "resnet56 ahead of resnet20 from iteration 500 on (gap +10.00 points at 100, -3.00 at 600)"
+    )
+
+
+def test_depth_trend_says_when_the_deeper_net_trails(tmp_path):
+    _fake_run(tmp_path, "resnet20", 1, [0] * 4, [50, 30, 25, 20])
+    _fake_run(tmp_path, "resnet56", 1, [0] * 4, [60, 29, 26, 21])  # ahead once, behind at the end
+    _fake_run(tmp_path, "resnet110", 1, [0] * 3, [70, 40, 30])  # the deepest: it is compared
+    trend = depth_trend(collect_runs(tmp_path))
+    assert trend.deep == "resnet110" and len(trend.rows) == 3  # evaluations both nets have
+    assert trend.summary() == (
+        "resnet110 against resnet20: behind at every evaluation: the curves do not cross "
+        "(gap +20.00 points at 100, narrowest +5.00 at 300, +5.00 at the end, 300)"
+    )
+    shutil.rmtree(tmp_path / "resnet110-s1")
+    assert depth_trend(collect_runs(tmp_path)).summary() == (
+        "resnet56 against resnet20: ahead at 1 of 4 evaluations (first at 200), behind again at "
+        "the end (gap +10.00 points at 100, narrowest -1.00 at 200, +1.00 at the end, 400)"
+    )
 
 
 def test_verdicts_say_no_when_the_numbers_say_no(tmp_path):

@@ -1,4 +1,4 @@
-from .report import collect_runs, summarize, verdicts, write_report
+from .report import collect_runs, depth_trend, summarize, verdicts, write_report
 from .responses import layer_responses, response_layers
 from .study import (
     FIGURE4_MODELS,
@@ -15,6 +15,7 @@ __all__ = [
     "reproduce_imagenet",
     "run_study",
     "collect_runs",
+    "depth_trend",
     "ensure_responses",
     "layer_responses",
     "reproduce_cifar",

@@ -225,6 +225,93 @@ def verdicts(runs: list[Run], summary: dict[str, ModelSummary]) -> list[str]:
     return lines
 
 
+@dataclass
+class DepthTrend:
+    """Mean held-out error of a shallow and a deep ResNet at each evaluation all their runs
+    share: where the curves cross, if they do. rows: (iteration, lr, shallow %, deep %)."""
+
+    shallow: str
+    deep: str
+    rows: list[tuple[int, float | None, float, float]]
+
+    def ahead_from(self) -> int | None:
+        """The first evaluation from which the deeper net stays ahead to the end, or None."""
+        first = None
+        for it, _, a, b in self.rows:
+            first = (first or it) if b < a else None
+        return first
+
+    def summary(self) -> str:
+        it0, _, a0, b0 = self.rows[0]
+        end, _, a1, b1 = self.rows[-1]
+        since = self.ahead_from()
+        if since is not None:
+            return (
+                f"{self.deep} ahead of {self.shallow} from iteration {since} on "
+                f"(gap {b0 - a0:+.2f} points at {it0}, {b1 - a1:+.2f} at {end})"
+            )
+        ahead = [it for it, _, a, b in self.rows if b < a]
+        where = (
+            f"ahead at {len(ahead)} of {len(self.rows)} evaluations (first at {ahead[0]}), "
+            "behind again at the end"
+            if ahead
+            else "behind at every evaluation: the curves do not cross"
+        )
+        narrow = min(self.rows, key=lambda r: r[3] - r[2])
+        return (
+            f"{self.deep} against {self.shallow}: {where} (gap {b0 - a0:+.2f} points at {it0}, "
+            f"narrowest {narrow[3] - narrow[2]:+.2f} at {narrow[0]}, {b1 - a1:+.2f} at the end, {end})"
+        )
+
+
+def _held_out(row: dict) -> float | None:
+    return row.get("test_err", row.get("val_err"))
+
+
+def depth_trend(runs: list[Run]) -> DepthTrend | None:
+    """The shallowest against the deepest ResNet over training (mean over seeds)."""
+    resnets = sorted({r.model for r in runs if not r.plain}, key=_order)
+    if len(resnets) < 2:
+        return None
+    shallow, deep = resnets[0], resnets[-1]
+    curves = {}  # model -> iteration -> [errors of each seed]
+    lrs = {}
+    for r in runs:
+        if r.model in (shallow, deep):
+            for m in r.metrics:
+                if _held_out(m) is not None:
+                    curves.setdefault(r.model, {}).setdefault(m["iteration"], []).append(_held_out(m))
+                    lrs[m["iteration"]] = m.get("lr")
+    seeds = {m: sum(r.model == m for r in runs) for m in (shallow, deep)}
+    shared = [
+        it
+        for it in sorted(curves.get(shallow, {}))
+        if len(curves[shallow][it]) == seeds[shallow] and len(curves[deep].get(it, [])) == seeds[deep]
+    ]
+    if not shared:
+        return None
+    mean = statistics.fmean
+    rows = [(it, lrs[it], mean(curves[shallow][it]), mean(curves[deep][it])) for it in shared]
+    return DepthTrend(shallow, deep, rows)
+
+
+def _trend_section(trend: DepthTrend) -> list[str]:
+    a, b = trend.shallow, trend.deep
+    md = [
+        f"## Depth over training: {b} against {a} (held-out error, mean over seeds, %)",
+        "",
+        f"- {trend.summary()}",
+        "",
+        f"| iteration | lr | {a} | {b} | {b} - {a} |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    md += [
+        f"| {it} | {f'{lr:g}' if lr is not None else '-'} | {x:.2f} | {y:.2f} | {y - x:+.2f} |"
+        for it, lr, x, y in trend.rows
+    ]
+    return md
+
+
 def _colors(names: list[str]) -> dict[str, str]:
     import matplotlib
 
@@ -361,20 +448,26 @@ def write_report(out: str | Path) -> Path:
     md += [f"- {v}" for v in verdicts(runs, summary)]
     md += ["", text["table"], ""]
     md += [
-        "| model | params | seeds | ours: mean +- std | ours: best | final training error "
-        f"| {text['paper_col']} | ours - paper |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | params | seeds | ours: mean +- std | ours: best | each seed (range) "
+        f"| final training error | {text['paper_col']} | ours - paper |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in summary.values():
         if not s.test_errs:
-            md.append(f"| {s.model} | {s.params / 1e6:.2f}M | 0 | unfinished | | | | |")
+            md.append(f"| {s.model} | {s.params / 1e6:.2f}M | 0 | unfinished | | | | | |")
             continue
         p = s.paper_err
+        each = " / ".join(f"{e:.2f}" for e in s.test_errs)
+        if len(s.test_errs) > 1:
+            each += f" ({max(s.test_errs) - min(s.test_errs):.2f})"
         md.append(
             f"| {s.model} | {s.params / 1e6:.2f}M | {len(s.test_errs)} | {s.mean:.2f} +- {s.std:.2f} "
-            f"| {s.best:.2f} | {s.train_mean:.2f} | {p if p is not None else '-'} "
+            f"| {s.best:.2f} | {each} | {s.train_mean:.2f} | {p if p is not None else '-'} "
             f"| {f'{s.mean - p:+.2f}' if p is not None else '-'} |"
         )
+    trend = depth_trend(runs)
+    if trend is not None:
+        md += ["", *_trend_section(trend)]
     md += ["", f"## {fig_title}", "", f"![{fig_title.split(':')[0]}]({fig_name})", ""]
     if has_resp:
         md += [
