@@ -29,25 +29,10 @@ queue=(resnet56:1 resnet56:2 resnet20:1 resnet20:2)  # longest first
 mkdir -p "$out"
 
 if [[ "${1:-}" == "--snapshot" ]]; then
-  for item in "${queue[@]}"; do
-    run="${item%:*}-s${item#*:}"
-    [[ -f "$out/$run/last.pt" && ! -f "$out/$run/final.json" ]] || continue
-    mkdir -p "$kept/$run"
-    cp "$out/$run"/{last.pt,config.json,metrics.jsonl,.reslearn-run} "$kept/$run/"
-    echo "kept $run at $($PY -c "from reslearn.checkpoint import load_checkpoint as l; print(l('$out/$run').iteration)")"
-  done
+  keep_runs "$out" "$kept" "${queue[@]}"
   exit 0
 fi
-
-# A run that an earlier session kept in the repository continues from there.
-for item in "${queue[@]}"; do
-  run="${item%:*}-s${item#*:}"
-  if [[ -f "$kept/$run/last.pt" && ! -f "$out/$run/last.pt" ]]; then
-    mkdir -p "$out/$run"
-    cp "$kept/$run"/{last.pt,config.json,metrics.jsonl,.reslearn-run} "$out/$run/"
-    echo "restored $run from $kept"
-  fi
-done
+restore_runs "$out" "$kept" "${queue[@]}"  # runs an earlier session kept continue from there
 
 train_one() {
   $PY benchmarks/degradation_short.py --iterations 16000 --eval-every 1000 --out "$out" --models "$1" --seeds "$2"

@@ -1,4 +1,5 @@
-# Sourced by the study scripts (degradation_4k.sh, degradation_16k.sh, bf16_training.sh).
+# Sourced by the study scripts (degradation_4k.sh, degradation_16k.sh, table6_64k.sh,
+# bf16_training.sh).
 #
 # run_queue OUT FN ITEM...: WORKERS processes (default: the cores, at most 2; one thread
 # each: on 2 cores two one-thread workers did 340 img/s in all against 265 for one 2-thread
@@ -55,4 +56,35 @@ publish_study() {
     cp "$d"/{config.json,metrics.jsonl,final.json,responses.json} "$docs/$(basename "$d")/" 2>/dev/null || true
   done
   echo "report: $docs/report.md"
+}
+
+# A study longer than a session keeps its unfinished runs in the repository, since a later
+# session may get another machine (and a fresh runs/):
+# keep_runs OUT KEPT ITEM...: copies each unfinished run's last checkpoint, config and
+#   metrics from OUT to KEPT (committed). Stop the workers first (SIGTERM writes a
+#   checkpoint of the current iteration).
+keep_runs() {
+  local out=$1 kept=$2 item run
+  shift 2
+  for item in "$@"; do
+    run="${item%:*}-s${item#*:}"
+    [[ -f "$out/$run/last.pt" && ! -f "$out/$run/final.json" ]] || continue
+    mkdir -p "$kept/$run"
+    cp "$out/$run"/{last.pt,config.json,metrics.jsonl,.reslearn-run} "$kept/$run/"
+    echo "kept $run at iteration $($PY -c "from reslearn.checkpoint import load_checkpoint as l; print(l('$out/$run').iteration)")"
+  done
+}
+
+# restore_runs OUT KEPT ITEM...: a run kept in KEPT that OUT does not have continues from there.
+restore_runs() {
+  local out=$1 kept=$2 item run
+  shift 2
+  for item in "$@"; do
+    run="${item%:*}-s${item#*:}"
+    if [[ -f "$kept/$run/last.pt" && ! -f "$out/$run/last.pt" ]]; then
+      mkdir -p "$out/$run"
+      cp "$kept/$run"/{last.pt,config.json,metrics.jsonl,.reslearn-run} "$out/$run/"
+      echo "restored $run from $kept"
+    fi
+  done
 }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Issue 22's Table 6 rows: resnet20 and resnet56, seed 1, on the paper's own CIFAR-10
+# schedule (64,000 iterations of batch 128, lr 0.1, /10 at 32,000 and 48,000, all 50,000
+# training images; the test set evaluated every 2,000 iterations), through
+# `reslearn reproduce cifar` (benchmarks/degradation_short.py). Precision: the engine
+# default (bf16 where the CPU's probe measures it faster, fp32 elsewhere).
+#
+# Cost on 2 cores, one thread a run: resnet20 about 5 hours, resnet56 about 13 (machine (I),
+# bf16); several times that without bf16 hardware. A lent GPU does resnet56's 64k in
+# minutes (benchmarks/gpu_check.sh). So this study spans sessions, like the 16k one:
+#   setsid nohup bash benchmarks/table6_64k.sh > runs/table6-64k.log 2>&1 &   # start or resume
+#   pkill -TERM -f degradation_short.py       # stop: each run writes a checkpoint first
+#   bash benchmarks/table6_64k.sh --snapshot  # then keep the unfinished runs in
+#                                             # docs/table6-64k/in-progress/ (committed)
+# The next call continues the kept runs. When both finish, the report (with the figures and
+# each run's metrics, not the weights) goes to docs/table6-64k/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source benchmarks/study_queue.sh
+out=runs/table6-64k
+kept=docs/table6-64k/in-progress
+queue=(resnet56:1 resnet20:1)  # longest first
+mkdir -p "$out"
+
+if [[ "${1:-}" == "--snapshot" ]]; then
+  keep_runs "$out" "$kept" "${queue[@]}"
+  exit 0
+fi
+restore_runs "$out" "$kept" "${queue[@]}"
+
+train_one() {
+  $PY benchmarks/degradation_short.py --iterations 64000 --eval-every 2000 --out "$out" --models "$1" --seeds "$2"
+}
+
+run_queue "$out" train_one "${queue[@]}" || exit 0
+publish_study "$out" docs/table6-64k
+rm -rf "$kept"
