@@ -423,6 +423,29 @@ def _provenance(runs: list[Run]) -> list[str]:
     return lines
 
 
+def _table_rows(summary: dict[str, ModelSummary], paper_col: str) -> list[str]:
+    """Table 6 (or 2): each net's held-out error over its seeds, beside the paper's."""
+    md = [
+        "| model | params | seeds | ours: mean +- std | ours: best | each seed (range) "
+        f"| final training error | {paper_col} | ours - paper |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in summary.values():
+        if not s.test_errs:
+            md.append(f"| {s.model} | {s.params / 1e6:.2f}M | 0 | unfinished | | | | | |")
+            continue
+        p = s.paper_err
+        each = " / ".join(f"{e:.2f}" for e in s.test_errs)
+        if len(s.test_errs) > 1:
+            each += f" ({max(s.test_errs) - min(s.test_errs):.2f})"
+        md.append(
+            f"| {s.model} | {s.params / 1e6:.2f}M | {len(s.test_errs)} | {s.mean:.2f} +- {s.std:.2f} "
+            f"| {s.best:.2f} | {each} | {s.train_mean:.2f} | {p if p is not None else '-'} "
+            f"| {f'{s.mean - p:+.2f}' if p is not None else '-'} |"
+        )
+    return md
+
+
 def write_report(out: str | Path) -> Path:
     out = Path(out)
     runs = collect_runs(out)
@@ -447,24 +470,7 @@ def write_report(out: str | Path) -> Path:
     md += ["", "## Verdicts (computed from the numbers)", ""]
     md += [f"- {v}" for v in verdicts(runs, summary)]
     md += ["", text["table"], ""]
-    md += [
-        "| model | params | seeds | ours: mean +- std | ours: best | each seed (range) "
-        f"| final training error | {text['paper_col']} | ours - paper |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for s in summary.values():
-        if not s.test_errs:
-            md.append(f"| {s.model} | {s.params / 1e6:.2f}M | 0 | unfinished | | | | | |")
-            continue
-        p = s.paper_err
-        each = " / ".join(f"{e:.2f}" for e in s.test_errs)
-        if len(s.test_errs) > 1:
-            each += f" ({max(s.test_errs) - min(s.test_errs):.2f})"
-        md.append(
-            f"| {s.model} | {s.params / 1e6:.2f}M | {len(s.test_errs)} | {s.mean:.2f} +- {s.std:.2f} "
-            f"| {s.best:.2f} | {each} | {s.train_mean:.2f} | {p if p is not None else '-'} "
-            f"| {f'{s.mean - p:+.2f}' if p is not None else '-'} |"
-        )
+    md += _table_rows(summary, text["paper_col"])
     trend = depth_trend(runs)
     if trend is not None:
         md += ["", *_trend_section(trend)]
