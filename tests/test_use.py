@@ -245,3 +245,30 @@ def test_a_published_net_loads_by_name_and_through_hub_with_its_sha256_checked(
         reslearn.load("tiny-cifar10")
     with pytest.raises(ValueError, match="no published net called 'nope'"):
         published.published_file("nope")
+
+
+def _published():
+    from reslearn import published
+
+    return [e["name"] for e in published.index()]
+
+
+@pytest.mark.parametrize("name", _published())
+def test_each_published_net_loads_verified_and_classifies_real_test_images(name, shared_data):
+    """The nets shipped in src/reslearn/weights: each loads by name (its sha256 checked
+    against the index) and classifies real CIFAR-10 test images it never trained on:
+    the first 20 of each class, where a net with its published error (about 10%) errs on
+    a few and a damaged or mislabelled one on most (chance: 90%)."""
+    from reslearn import published
+    from reslearn.data.folders import decode_rgb
+
+    entry = published.find(name)
+    model, preprocess, classes = reslearn.load(name)
+    test = shared_data / "cifar10-jpeg" / "test"
+    assert list(classes) == sorted(p.name for p in test.iterdir())
+    files = [(i, f) for i, c in enumerate(classes) for f in sorted((test / c).iterdir())[:20]]
+    batch = torch.stack([preprocess(decode_rgb(f)) for _, f in files])
+    with torch.no_grad():
+        predicted = model(batch).argmax(1)
+    err = 100 * (predicted != torch.tensor([i for i, _ in files])).float().mean().item()
+    assert err < max(30.0, 2 * entry["test_err"]), f"{name}: {err:.1f}% wrong of {len(files)}"
