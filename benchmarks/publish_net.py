@@ -18,25 +18,30 @@ from reslearn.published import WEIGHTS_DIR, index, sha256
 from reslearn.use import export
 
 
-def publish(run: Path, name: str, weights_dir: Path = WEIGHTS_DIR, overwrite: bool = False) -> dict:
+def publish(
+    run: Path, name: str, weights_dir: Path = WEIGHTS_DIR, overwrite: bool = False, note: str = ""
+) -> dict:
     """Export ``run`` as ``weights_dir/<name>.safetensors``, measure its test error with the
-    paper's protocol and list it in the index (replacing an entry only with ``overwrite``)."""
+    paper's protocol and list it in the index (replacing an entry only with ``overwrite``).
+    ``note``: what a user should know about it (its data, its schedule), shown by `reslearn zoo`."""
     nets = [e for e in index(weights_dir) if e["name"] != name]
     if len(nets) != len(index(weights_dir)) and not overwrite:
         raise ValueError(f"a net called {name!r} is already published; replace it with --overwrite")
     weights_dir.mkdir(parents=True, exist_ok=True)
     out = export(run, "safetensors", weights_dir / f"{name}.safetensors", overwrite=overwrite)
     res = evaluate_checkpoint(run, device="cpu")
+    kind, _, where = res["data"].partition(":")  # the folder's name, not this machine's path
     entry = {
         "name": name,
         "model": res["model"],
         "iteration": res["iteration"],
         "test_err": round(res["top1_err"], 2),
         "split": res["split"],
-        "data": res["data"],
+        "data": f"{kind}:{Path(where).name}" if where else kind,
         "file": out.name,
         "bytes": out.stat().st_size,
         "sha256": sha256(out),
+        **({"note": note} if note else {}),
     }
     atomic_write_text(weights_dir / "index.json", json.dumps({"nets": [*nets, entry]}, indent=1) + "\n")
     return entry
@@ -47,10 +52,11 @@ def main() -> None:
     p.add_argument("run")
     p.add_argument("name")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--note", default="", help="e.g. the data and schedule it was trained on")
     a = p.parse_args()
     if not (Path(a.run) / "final.json").is_file():
         raise SystemExit(f"{a.run} is not a finished run (no final.json): publish finished nets only")
-    print(json.dumps(publish(Path(a.run), a.name, overwrite=a.overwrite), indent=1))
+    print(json.dumps(publish(Path(a.run), a.name, overwrite=a.overwrite, note=a.note), indent=1))
 
 
 if __name__ == "__main__":

@@ -219,7 +219,8 @@ def test_a_published_net_loads_by_name_and_through_hub_with_its_sha256_checked(
     spec.loader.exec_module(tool)
     weights = tmp_path / "weights"
     monkeypatch.setattr(published, "WEIGHTS_DIR", weights)
-    entry = tool.publish(tiny_run, "tiny-cifar10", weights)
+    entry = tool.publish(tiny_run, "tiny-cifar10", weights, note="120 iterations on tiny data")
+    assert entry["data"].startswith("cifar") or "/" not in entry["data"]  # no path of this machine
     assert entry["sha256"] == published.sha256(weights / "tiny-cifar10.safetensors")
     with pytest.raises(ValueError, match="already published"):
         tool.publish(tiny_run, "tiny-cifar10", weights)
@@ -229,10 +230,10 @@ def test_a_published_net_loads_by_name_and_through_hub_with_its_sha256_checked(
     batch = torch.stack([pre(i) for i in x])
     assert classes2 == classes and torch.equal(named(batch), ours(batch))
     assert cli_main(["zoo"]) == 0
-    assert (
-        f"tiny-cifar10: {entry['model']}, test top-1 error {entry['test_err']:.2f}%"
-        in capsys.readouterr().out
+    assert f"tiny-cifar10: {entry['model']}, test top-1 error {entry['test_err']:.2f}%" in (
+        listed := capsys.readouterr().out
     )
+    assert "\n  120 iterations on tiny data" in listed
     sys.path.insert(0, str(ROOT))
     import hubconf
 

@@ -38,6 +38,7 @@ def _cmd_zoo(a: argparse.Namespace) -> int:
         print(
             f"{e['name']}: {e['model']}, {e['split']} top-1 error {e['test_err']:.2f}% at iteration "
             f"{e['iteration']} ({e['data']}); {e['file']}, {e['bytes'] / 1e6:.1f} MB, sha256 {e['sha256']}"
+            + (f"\n  {e['note']}" if e.get("note") else "")
         )
     return 0
 
