@@ -5,8 +5,9 @@
 # `reslearn reproduce cifar` (benchmarks/degradation_short.py). Precision: the engine
 # default (bf16 where the CPU's probe measures it faster, fp32 elsewhere).
 #
-# Cost on 2 cores, one thread a run: resnet20 about 5 hours, resnet56 about 13 (machine (I),
-# bf16); several times that without bf16 hardware. A lent GPU does resnet56's 64k in
+# Cost on 2 cores, one thread a run, two runs at a time: resnet20 about 5.5 hours, resnet56
+# about 11 (machine (I), bf16: 420 and 210 img/s a run in the 16k study); several times that
+# without bf16 hardware. A lent GPU does resnet56's 64k in
 # minutes (benchmarks/gpu_check.sh). So this study spans sessions, like the 16k one:
 #   setsid nohup bash benchmarks/table6_64k.sh > runs/table6-64k.log 2>&1 &   # start or resume
 #   pkill -TERM -f degradation_short.py       # stop: each run writes a checkpoint first
