@@ -60,6 +60,16 @@ publish_study() {
 
 # A study longer than a session keeps its unfinished runs in the repository, since a later
 # session may get another machine (and a fresh runs/):
+# A run's checkpoint, config and marker, and its metrics once it has evaluated (a run stopped
+# before its first evaluation has none yet).
+_copy_run() {
+  local f
+  for f in last.pt config.json .reslearn-run metrics.jsonl; do
+    [[ -f "$1/$f" ]] && cp "$1/$f" "$2/"
+  done
+  return 0
+}
+
 # keep_runs OUT KEPT ITEM...: copies each unfinished run's last checkpoint, config and
 #   metrics from OUT to KEPT (committed). Stop the workers first (SIGTERM writes a
 #   checkpoint of the current iteration).
@@ -70,7 +80,7 @@ keep_runs() {
     run="${item%:*}-s${item#*:}"
     [[ -f "$out/$run/last.pt" && ! -f "$out/$run/final.json" ]] || continue
     mkdir -p "$kept/$run"
-    cp "$out/$run"/{last.pt,config.json,metrics.jsonl,.reslearn-run} "$kept/$run/"
+    _copy_run "$out/$run" "$kept/$run"
     echo "kept $run at iteration $($PY -c "from reslearn.checkpoint import load_checkpoint as l; print(l('$out/$run').iteration)")"
   done
 }
@@ -83,7 +93,7 @@ restore_runs() {
     run="${item%:*}-s${item#*:}"
     if [[ -f "$kept/$run/last.pt" && ! -f "$out/$run/last.pt" ]]; then
       mkdir -p "$out/$run"
-      cp "$kept/$run"/{last.pt,config.json,metrics.jsonl,.reslearn-run} "$out/$run/"
+      _copy_run "$kept/$run" "$out/$run"
       echo "restored $run from $kept"
     fi
   done
