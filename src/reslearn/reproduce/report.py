@@ -137,6 +137,13 @@ def counterpart(name: str) -> str | None:
     return None
 
 
+def _held_out(row: dict) -> float | None:
+    """The held-out error of a metrics row or final.json: CIFAR's test split, or the
+    validation split where there is none (ImageNet's val/, a run with --val-split)."""
+    test = row.get("test_err")
+    return test if test is not None else row.get("val_err")
+
+
 def summarize(runs: list[Run]) -> dict[str, ModelSummary]:
     out: dict[str, ModelSummary] = {}
     for r in sorted(runs, key=lambda r: (_order(r.model), r.seed)):
@@ -147,8 +154,7 @@ def summarize(runs: list[Run]) -> dict[str, ModelSummary]:
             s = out[r.model]
             s.seeds.append(r.seed)
             # The held-out error: CIFAR's test split, or ImageNet's val/ (it has no test split).
-            held = r.final.get("test_err")
-            s.test_errs.append(held if held is not None else r.final["val_err"])
+            s.test_errs.append(_held_out(r.final))
             s.train_errs.append(r.final["train_err"])
     return out
 
@@ -262,10 +268,6 @@ class DepthTrend:
             f"{self.deep} against {self.shallow}: {where} (gap {b0 - a0:+.2f} points at {it0}, "
             f"narrowest {narrow[3] - narrow[2]:+.2f} at {narrow[0]}, {b1 - a1:+.2f} at the end, {end})"
         )
-
-
-def _held_out(row: dict) -> float | None:
-    return row.get("test_err", row.get("val_err"))
 
 
 def depth_trend(runs: list[Run]) -> DepthTrend | None:
