@@ -1,5 +1,6 @@
 """Using a trained net: load, predict, export, hub, torchvision weights."""
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -132,6 +133,17 @@ def test_safetensors_round_trip_needs_no_pickle(tiny_run, tmp_path, monkeypatch)
     with torch.no_grad():
         assert torch.equal(model(pre(img)[None]), model2(pre2(img)[None]))
     assert classes == classes2
+
+
+def test_safetensors_export_is_byte_reproducible(tiny_run, tmp_path):
+    """The same run exported again is the same file (a published net's sha256 can be re-made):
+    safetensors orders several metadata entries differently from one export to the next."""
+    digests = set()
+    for i in range(5):
+        out = tmp_path / f"m{i}.safetensors"
+        assert cli_main(["export", str(tiny_run), "--format", "safetensors", "--out", str(out)]) == 0
+        digests.add(hashlib.sha256(out.read_bytes()).hexdigest())
+    assert len(digests) == 1, digests
 
 
 def test_hub_entry_points_build_every_registered_model():

@@ -253,6 +253,11 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
 
 
 # ---------------------------------------------------------------- weights written elsewhere
+# A safetensors export's metadata: format 1 (three entries: format, classes, config as JSON
+# strings) was written until 2026-11-30 and is still read; format 2 is one entry, "reslearn".
+SAFETENSORS_FORMAT = "reslearn-safetensors/2"
+
+
 def read_safetensors(p: Path) -> Checkpoint:
     """An export as a Checkpoint (weights, classes, preprocessing, config): no pickle."""
     from safetensors import safe_open
@@ -265,15 +270,20 @@ def read_safetensors(p: Path) -> Checkpoint:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:
         raise CheckpointError(f"{str(p)!r} is not a readable safetensors file: {e}") from e
-    if meta.get("format") != "reslearn-safetensors/1":
+    try:
+        if "reslearn" in meta:  # format 2: one JSON entry
+            meta = json.loads(meta["reslearn"])
+        elif meta.get("format") == "reslearn-safetensors/1":  # three entries, two of them JSON
+            meta = {**meta, "classes": json.loads(meta["classes"]), "config": json.loads(meta["config"])}
+    except (ValueError, KeyError) as e:
+        raise CheckpointError(f"{str(p)!r} has unreadable reslearn metadata: {e!r}") from e
+    if not isinstance(meta, dict) or meta.get("format") not in ("reslearn-safetensors/1", SAFETENSORS_FORMAT):
         raise CheckpointError(f"{str(p)!r} was not written by reslearn export (no reslearn metadata)")
     part = {
         pre: {k[len(pre) + 1 :]: v for k, v in tensors.items() if k.startswith(pre + ".")}
         for pre in ("model", "preprocessing")
     }
-    return Checkpoint(
-        part["model"], json.loads(meta["classes"]), part["preprocessing"], json.loads(meta["config"])
-    )
+    return Checkpoint(part["model"], meta["classes"], part["preprocessing"], meta["config"])
 
 
 def read_torchvision_weights(p: Path) -> dict[str, torch.Tensor]:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .checkpoint import (
+    SAFETENSORS_FORMAT,
     Checkpoint,
     CheckpointError,
     read_safetensors,
@@ -127,12 +128,11 @@ def _save_safetensors(ckpt: Checkpoint, model: nn.Module, out: Path) -> None:
 
     tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
     tensors.update({f"preprocessing.{k}": v.contiguous() for k, v in ckpt.preprocessing.items()})
-    meta = {
-        "format": "reslearn-safetensors/1",
-        "classes": json.dumps(list(ckpt.classes)),
-        "config": json.dumps(ckpt.config),
-    }
-    save_file(tensors, str(out), metadata=meta)
+    # One metadata entry, not one a field: safetensors keeps the metadata in a hash map whose
+    # order changes from process to process, so with several keys two exports of the same run
+    # differed in their header (and their sha256). With one, an export is byte-reproducible.
+    meta = {"format": SAFETENSORS_FORMAT, "classes": list(ckpt.classes), "config": ckpt.config}
+    save_file(tensors, str(out), metadata={"reslearn": json.dumps(meta, sort_keys=True)})
 
 
 # ---------------------------------------------------------------- torchvision weights
