@@ -14,7 +14,8 @@
 #   bash benchmarks/table6_64k.sh --snapshot  # then keep the unfinished runs in
 #                                             # docs/table6-64k/in-progress/ (committed)
 # The next call continues the kept runs. When both finish, the report (with the figures and
-# each run's metrics, not the weights) goes to docs/table6-64k/.
+# each run's metrics, not the weights) goes to docs/table6-64k/, and the two nets are published
+# as resnet20-cifar10 and resnet56-cifar10 (benchmarks/publish_net.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benchmarks/study_queue.sh
@@ -35,4 +36,11 @@ train_one() {
 
 run_queue "$out" train_one "${queue[@]}" || exit 0
 publish_study "$out" docs/table6-64k
+# Issue 22 item 3: the finished nets join the model zoo (src/reslearn/weights), their test
+# error measured by `reslearn eval`; an already published name is left alone.
+for net in resnet56 resnet20; do
+  $PY benchmarks/publish_net.py "$out/$net-s1" "$net-cifar10" --note "trained on the CIFAR-10 \
+JPEG q75 copy (not the original pixels) on the paper's schedule (64,000 iterations, lr /10 at \
+32,000 and 48,000), seed 1: docs/table6-64k" || echo "not published: $net-cifar10"
+done
 rm -rf "$kept"

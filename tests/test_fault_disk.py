@@ -70,3 +70,25 @@ def test_overwrite_replaces_a_run_only_when_asked(tiny_data, tmp_path, capsys):
     assert cli_main(args + ["--overwrite", "--seed", "5"]) == 0
     assert json.loads((out / "config.json").read_text())["run"]["seed"] == 5
     assert not (out / "prev.pt").exists() or load_checkpoint(out / "prev.pt").config["run"]["seed"] == 5
+
+
+def test_written_files_get_the_umask_mode_and_a_replaced_file_keeps_its_own(tiny_data, tmp_path):
+    """Atomic writes go through a private (0600) temporary; the files must not stay private:
+    a checkpoint, a config or an export is readable by whoever the umask lets read it."""
+    import os
+
+    from reslearn.io import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        run = train(train_cfg(tiny_data, tmp_path / "run", iterations=2))
+        assert cli_main(["export", str(run), "--format", "safetensors", "--out", str(tmp_path / "m.st")]) == 0
+        for f in (run / "last.pt", run / "config.json", tmp_path / "m.st"):
+            assert f.stat().st_mode & 0o777 == 0o644, (f, oct(f.stat().st_mode))
+        kept = tmp_path / "kept.txt"
+        kept.write_text("a")
+        kept.chmod(0o640)
+        atomic_write_text(kept, "b")
+        assert kept.read_text() == "b" and kept.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)

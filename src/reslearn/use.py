@@ -7,6 +7,7 @@ run directory or an exported safetensors file (no pickle at all).
 from __future__ import annotations
 
 import functools
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from .checkpoint import (
 )
 from .data.augment import TORCHVISION_MEAN, TORCHVISION_STD, Normalizer
 from .data.datasets import dataset_of, get_dataset
-from .io import output_file
+from .io import atomic_write, output_file
 from .models import create_model, get_model_spec
 from .published import find as find_published
 from .published import published_file
@@ -101,8 +102,11 @@ def export(path: str | Path, fmt: str, out: str | Path, overwrite: bool = False)
     ckpt = load_checkpoint(path)
     model = build_model(ckpt).eval()
     x = torch.zeros(1, 3, input_size(ckpt.config), input_size(ckpt.config))
+    # Each format is serialised in memory, then written atomically: an interrupted export
+    # leaves no half file, and the file gets the usual mode (safetensors' own writer made it 0600).
+    buf = io.BytesIO()
     if fmt == "torchscript":
-        torch.jit.save(torch.jit.script(model), str(out))
+        torch.jit.save(torch.jit.script(model), buf)
     elif fmt == "onnx":
         try:
             import onnx  # noqa: F401
@@ -111,7 +115,7 @@ def export(path: str | Path, fmt: str, out: str | Path, overwrite: bool = False)
         torch.onnx.export(
             model,
             (x,),
-            str(out),
+            buf,
             input_names=["image"],
             output_names=["logits"],
             dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
@@ -119,12 +123,13 @@ def export(path: str | Path, fmt: str, out: str | Path, overwrite: bool = False)
             opset_version=17,
         )
     else:
-        _save_safetensors(ckpt, model, out)
+        buf.write(_safetensors_bytes(ckpt, model))
+    atomic_write(out, lambda f: f.write(buf.getbuffer()))
     return out
 
 
-def _save_safetensors(ckpt: Checkpoint, model: nn.Module, out: Path) -> None:
-    from safetensors.torch import save_file
+def _safetensors_bytes(ckpt: Checkpoint, model: nn.Module) -> bytes:
+    from safetensors.torch import save
 
     tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
     tensors.update({f"preprocessing.{k}": v.contiguous() for k, v in ckpt.preprocessing.items()})
@@ -132,7 +137,7 @@ def _save_safetensors(ckpt: Checkpoint, model: nn.Module, out: Path) -> None:
     # order changes from process to process, so with several keys two exports of the same run
     # differed in their header (and their sha256). With one, an export is byte-reproducible.
     meta = {"format": SAFETENSORS_FORMAT, "classes": list(ckpt.classes), "config": ckpt.config}
-    save_file(tensors, str(out), metadata={"reslearn": json.dumps(meta, sort_keys=True)})
+    return save(tensors, metadata={"reslearn": json.dumps(meta, sort_keys=True)})
 
 
 # ---------------------------------------------------------------- torchvision weights
