@@ -225,6 +225,9 @@ CASES = [
     ("export-existing", ["export", R0, "--format", "safetensors", "--out", "r0.safetensors"], 2, "--overwrite", {}),
     ("export-no-folder", ["export", R0, "--format", "onnx", "--out", "/nonexistent/x.onnx"], 2, "/nonexistent", {}),
     ("export-no-subfolder", ["export", R0, "--format", "onnx", "--out", "newdir/x.onnx"], 2, "newdir", {}),
+    # /proc takes no new files, not even root's: the error names the file asked for, not the
+    # temporary the atomic write goes through
+    ("export-unwritable-folder", ["export", R0, "--format", "safetensors", "--out", "/proc/x.st"], 1, "'/proc/x.st'", {}),
     ("export-to-folder", ["export", R0, "--format", "onnx", "--out", "somedir"], 2, "somedir", {}),
     ("export-format-pdf", ["export", R0, "--format", "pdf", "--out", "x.pdf"], 2, "'pdf'", {}),
     ("export-random", ["export", "rand.pt", "--format", "onnx", "--out", "x.onnx"], 2, "rand.pt", {}),

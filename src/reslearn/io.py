@@ -29,7 +29,10 @@ def atomic_write(path: Path, write) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:  # named by the file asked for, not by the temporary's random name
+        raise OSError(e.errno, e.strerror, str(path)) from e
     try:
         # mkstemp makes the file private (0600); the result gets the mode an open() would
         # have given it: the replaced file's, else 0666 less the umask.
