@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
@@ -34,10 +35,12 @@ def atomic_write(path: Path, write) -> None:
     except OSError as e:  # named by the file asked for, not by the temporary's random name
         raise OSError(e.errno, e.strerror, str(path)) from e
     try:
-        # mkstemp makes the file private (0600); the result gets the mode an open() would
-        # have given it: the replaced file's, else 0666 less the umask.
-        os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, "wb") as f:
+            # mkstemp makes the file private (0600); the result gets the mode an open() would
+            # have given it: the replaced file's, else 0666 less the umask. Best effort: not
+            # on Windows before Python 3.13, nor on file systems without modes.
+            with contextlib.suppress(AttributeError, OSError):
+                os.fchmod(f.fileno(), _mode_for(path))
             write(f)
             f.flush()
             os.fsync(f.fileno())
