@@ -6,7 +6,8 @@
 # job) take ITEMs (NAME:SEED, longest first) from one queue. A run is claimed with flock on
 # OUT/.lock-NAME-sSEED, so two copies of a script never train the same run and a killed
 # worker frees its run; `FN NAME SEED` trains (or resumes) OUT/NAME-sSEED; a run with
-# final.json is finished. Returns 1 when some run is not finished yet.
+# final.json is finished; one call takes each run up once. Returns 1 when some run is not
+# finished yet.
 
 cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # GNU nproc reports OMP_NUM_THREADS
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} RESLEARN_DATA_ROOT=${RESLEARN_DATA_ROOT:-../shared/data}
@@ -16,8 +17,10 @@ PY=${PYTHON:-.venv/bin/python}
 run_queue() {
   local out=$1 fn=$2 item w
   shift 2
-  local items=("$@") pids=()
+  local items=("$@") pids=() tried
   mkdir -p "$out"
+  tried=$(mktemp -d)  # the runs this call has taken up: one that stops unfinished (an error,
+  # a signal) is not taken up again by the next worker; the next call retries it
   _worker() {
     local item name seed
     for item in "${items[@]}"; do
@@ -25,6 +28,8 @@ run_queue() {
       [[ -f "$out/$name-s$seed/final.json" ]] && continue
       (
         flock -n 9 || exit 0
+        [[ -e "$tried/$name-s$seed" ]] && exit 0
+        touch "$tried/$name-s$seed"
         echo "[worker $1] $name seed $seed"
         "$fn" "$name" "$seed"
       ) 9>"$out/.lock-$name-s$seed"
@@ -36,6 +41,7 @@ run_queue() {
     sleep 2
   done
   wait "${pids[@]}"
+  rm -rf "$tried"
   for item in "${items[@]}"; do
     if [[ ! -f "$out/${item%:*}-s${item#*:}/final.json" ]]; then
       echo "not finished yet: $item (another copy may be training it); rerun to resume"
