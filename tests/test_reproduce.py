@@ -18,9 +18,10 @@ from reslearn.reproduce import (
     verdicts,
     write_report,
 )
-from reslearn.train import read_metrics
+from reslearn.reproduce.report import stretches
+from reslearn.train import read_metrics, train
 
-from .helpers import write_pickle_cifar
+from .helpers import train_cfg, write_pickle_cifar
 
 
 @pytest.mark.parametrize("name", [n for n in list_models() if n not in ("resnet1202",)])
@@ -135,6 +136,39 @@ def test_depth_trend_finds_where_the_deeper_net_stays_ahead(tmp_path):
     assert trend.summary() == (
         "resnet56 ahead of resnet20 from iteration 500 on (gap +10.00 points at 100, -3.00 at 600)"
     )
+
+
+def test_the_report_names_where_each_stretch_of_a_run_trained(tmp_path):
+    """A study continued over sessions may go on on another machine: each metrics row names the
+    process that wrote it, and the report lists each run's stretches."""
+    d = _fake_run(tmp_path, "resnet20", 1, [50, 40, 30, 20], [52, 42, 32, 22])
+    rows = [json.loads(ln) for ln in (d / "metrics.jsonl").read_text().splitlines()]
+    for row, where in zip(rows[1:], ["cpu: bf16; AMX", "cpu: bf16; AMX", "cpu: fp32; AVX2"]):
+        row["ran_on"] = where
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _fake_run(tmp_path, "resnet56", 1, [50, 30], [52, 30])
+    runs = collect_runs(tmp_path)
+    assert stretches(runs[0]) == [
+        (1, 100, "not recorded"),
+        (101, 300, "cpu: bf16; AMX"),
+        (301, 400, "cpu: fp32; AVX2"),
+    ]
+    md = write_report(tmp_path).read_text()
+    assert (
+        "  - resnet20-s1: iterations 1-100: not recorded; iterations 101-300: cpu: bf16; AMX; "
+        "iterations 301-400: cpu: fp32; AVX2\n"
+    ) in md
+    assert "  - resnet56-s1: iterations 1-200: not recorded\n" in md
+
+
+def test_a_real_run_names_its_machine_in_every_metrics_row(tiny_data, tmp_path):
+    from reslearn.speed import kernel_key
+
+    run = train(train_cfg(tiny_data, tmp_path / "r", iterations=12))
+    rows = read_metrics(run)
+    assert len(rows) == 2 and all(r["ran_on"].startswith("cpu: ") for r in rows)
+    # torch, CPU capability and flags, L2 (then the run's own thread count)
+    assert kernel_key().rsplit(" threads=", 1)[0] + " threads=" in rows[0]["ran_on"]
 
 
 def test_depth_trend_says_when_the_deeper_net_trails(tmp_path):

@@ -6,6 +6,7 @@ Shared by training, evaluation and ``reslearn bench`` (none of them owns it).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import statistics
 import time
@@ -43,6 +44,7 @@ DISPATCH_FLAGS = (
 )  # fmt: skip
 
 
+@functools.cache  # a process's CPU does not change; the file is read once
 def _cpu_flags() -> set[str]:
     try:
         with open("/proc/cpuinfo") as f:
@@ -72,6 +74,17 @@ def kernel_key(threads: int | None = None) -> str:
     cap = torch.backends.cpu.get_cpu_capability()
     n = torch.get_num_threads() if threads is None else threads
     return f"torch {torch.__version__.split('+')[0]} {cap} {isa} L2={_l2_kib()}K threads={n}"
+
+
+def ran_on(device: torch.device, speed: SpeedSettings) -> str:
+    """How this process trains, in one line for each metrics row: a study that spans sessions
+    may continue on another machine (another CPU kind, bf16 there and fp32 here), and its report
+    names each stretch's machine. CPU: the kernel key (torch, capability, flags, L2, threads);
+    CUDA: the GPU's name."""
+    where = kernel_key() if device.type == "cpu" else str(device)
+    if device.type == "cuda":
+        where += f" {torch.cuda.get_device_name(device)}, torch {torch.__version__.split('+')[0]}"
+    return f"{device.type}: {speed.describe()}; {where}"
 
 
 # ---------------------------------------------------------------- the bf16 probe

@@ -388,6 +388,36 @@ def plot_responses(runs: list[Run], path: Path) -> None:
     plt.close(fig)
 
 
+def stretches(run: Run) -> list[tuple[int, int, str]]:
+    """Where a run trained: (first iteration, last iteration, its metrics rows' ``ran_on``)
+    for each stretch of consecutive rows that agree ("not recorded" before reslearn wrote it).
+    A run continued in another session may have gone on on another machine."""
+    out: list[tuple[int, int, str]] = []
+    last = 0
+    for row in run.metrics:
+        where = row.get("ran_on", "not recorded")
+        if out and out[-1][2] == where:
+            out[-1] = (out[-1][0], row["iteration"], where)
+        else:
+            out.append((last + 1, row["iteration"], where))
+        last = row["iteration"]
+    return out
+
+
+def _where_trained(runs: list[Run]) -> list[str]:
+    """The provenance lines on the machines the runs trained on (none where no row says)."""
+    each = {f"{r.model}-s{r.seed}": stretches(r) for r in runs}
+    places = {w for st in each.values() for _, _, w in st}
+    if places <= {"not recorded"}:
+        return []
+    if len(places) == 1:
+        return [f"- trained on (every run, from start to end): {places.pop()}"]
+    lines = ["- trained on (each metrics row names the process that wrote it):"]
+    for name, st in each.items():
+        lines.append(f"  - {name}: " + "; ".join(f"iterations {a:,}-{b:,}: {w}" for a, b, w in st))
+    return lines
+
+
 def _provenance(runs: list[Run]) -> list[str]:
     def uniq(vals) -> str:
         return ", ".join(sorted({str(v) for v in vals if v is not None})) or "unknown"
@@ -404,7 +434,8 @@ def _provenance(runs: list[Run]) -> list[str]:
         f"{FAMILY_TEXT[study_family(runs)]['recipe']})",
         f"- seeds: {uniq(r.seed for r in runs)}",
         f"- device: {uniq(f.get('device') for f in finals)}; "
-        f"precision: {uniq(f.get('speed') for f in finals)}",
+        f"precision: {uniq(f.get('speed') for f in finals)} (the process that finished each run)",
+        *_where_trained(runs),
         f"- data: {uniq(sources)}",
         f"- reslearn version: {uniq(f.get('version') for f in finals)}, "
         f"git commit: {uniq(f.get('git_commit') for f in finals)}",

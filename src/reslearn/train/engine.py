@@ -37,7 +37,7 @@ from ..evaluate import evaluate
 from ..evaluate.evaluate import eval_batch_size
 from ..io import atomic_write_text
 from ..models import ModelSpec, create_model, get_model_spec
-from ..speed import SpeedSettings, select_device
+from ..speed import SpeedSettings, ran_on, select_device
 from ..threads import ThreadPolicy
 from .config import TrainConfig, apply_layers, resume_config
 from .faults import Interrupted, RunError, StopSignals
@@ -314,6 +314,7 @@ def report(tr: Trainer) -> dict:
         row["test_err"] = top1_err(tr, sets["test"]) if "val" not in sets or final else None
     row["images_per_s"] = summary["images_per_s"]
     row["wall_s"] = tr.wall_s()
+    row["ran_on"] = ran_on(tr.device, tr.speed)  # this row's stretch: which machine, how
     if tr.cfg.data.skip_bad_images:
         row["skipped_images"] = getattr(tr.data, "skipped", 0)
     if tr.cfg.run.nan_policy == "skip-batch":
