@@ -38,6 +38,22 @@ def _scores(model, views, preprocess, speed, device, forward) -> tuple[torch.Ten
     return torch.stack([o.softmax(1) for o in outs]).mean(0), False
 
 
+def _batch_sums(scores: torch.Tensor, are_logits: bool, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(top-1 errors, top-5 errors, summed loss, images) of one batch as float64 (N,) sums,
+    and its top-1 predictions. ``scores``: (N, classes) logits, or averaged softmax scores."""
+    logp = F.log_softmax(scores, 1) if are_logits else scores.clamp_min(1e-12).log()
+    topk = scores.topk(min(5, scores.shape[1]), 1).indices
+    sums = torch.stack(
+        [
+            (topk[:, 0] != y).sum().double(),
+            (~(topk == y[:, None]).any(1)).sum().double(),
+            F.nll_loss(logp, y, reduction="sum").double(),
+            torch.tensor(float(len(y)), dtype=torch.float64, device=y.device),
+        ]
+    )
+    return sums, topk[:, 0]
+
+
 @torch.inference_mode()
 def evaluate(
     model: nn.Module,
@@ -71,21 +87,11 @@ def evaluate(
             y = y.to(dev)
             vs = x if isinstance(x, (list, tuple)) else views(x.to(dev))
             scores, are_logits = _scores(model, vs, preprocess, speed, dev, forward)
-            logp = F.log_softmax(scores, 1) if are_logits else scores.clamp_min(1e-12).log()
-            k = min(5, scores.shape[1])
-            topk = scores.topk(k, 1).indices
-            batch = torch.stack(
-                [
-                    (topk[:, 0] != y).sum().double(),
-                    (~(topk == y[:, None]).any(1)).sum().double(),
-                    F.nll_loss(logp, y, reduction="sum").double(),
-                    torch.tensor(float(len(y)), dtype=torch.float64, device=dev),
-                ]
-            )
+            batch, top1 = _batch_sums(scores, are_logits, y)
             sums = batch if sums is None else sums + batch
             if confusion:
                 k2 = scores.shape[1] ** 2
-                pairs = torch.bincount(y * scores.shape[1] + topk[:, 0], minlength=k2).double()
+                pairs = torch.bincount(y * scores.shape[1] + top1, minlength=k2).double()
                 counts = pairs if counts is None else counts + pairs
     finally:
         model.train(was_training)
