@@ -77,6 +77,26 @@ def test_finetune_resumes_exactly_and_is_used_with_its_own_classes(source, pets,
     assert load_checkpoint(c).train_state["init"]["replaced"] == []  # same classes: everything loaded
 
 
+def test_a_published_net_starts_a_finetuning_run_by_name(source, pets, tmp_path, monkeypatch):
+    """--init NAME: a net from `reslearn zoo`, its file checked against its sha256 first."""
+    from reslearn import published
+    from reslearn.checkpoint import CheckpointError
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    f = weights / "src-net.safetensors"
+    assert cli_main(["export", str(source), "--format", "safetensors", "--out", str(f)]) == 0
+    entry = {"name": "src-net", "model": "cifar_resnet8", "file": f.name, "sha256": published.sha256(f)}
+    (weights / "index.json").write_text(json.dumps({"nets": [{**entry, "test_err": 50.0}]}))
+    monkeypatch.setattr(published, "WEIGHTS_DIR", weights)
+    run = train(finetune_cfg(pets, tmp_path / "ft", "src-net"))
+    init = load_checkpoint(run).train_state["init"]
+    assert init["replaced"] == ["fc.bias", "fc.weight"] and init["loaded"] > 0
+    f.write_bytes(f.read_bytes()[:-1] + bytes([f.read_bytes()[-1] ^ 1]))  # one flipped bit
+    with pytest.raises(CheckpointError, match="does not match its published sha256"):
+        train(finetune_cfg(pets, tmp_path / "ft2", "src-net"))
+
+
 def test_torchvision_weights_start_an_imagenet_net_with_their_normalisation(tmp_path):
     torch.manual_seed(0)
     torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
@@ -105,7 +125,7 @@ def test_torchvision_weights_start_an_imagenet_net_with_their_normalisation(tmp_
             {"model.freeze_to": "layer4"},
             "--freeze-to 'layer4': this net's stages are conv1, layer1 ... layer3",
         ),
-        ({"model.init": "nowhere.pt"}, "--init 'nowhere.pt': no such file or run directory"),
+        ({"model.init": "nowhere.pt"}, "--init 'nowhere.pt': no such file, run directory or published net"),
         ({"model.init": None, "optim.head_lr": 0.01}, "--head-lr 0.01 applies to the layers --init replaced"),
     ],
 )

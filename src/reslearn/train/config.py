@@ -69,7 +69,8 @@ class ModelConfig(_Section):
     init_mode: str = choices("fan_out", ("fan_out", "fan_in"))
     """He-normal init std sqrt(2/fan): fan_out (torchvision) or fan_in; the paper's [13] allows both."""
     init: str | None = None
-    """Fine-tune: start from these weights (run, checkpoint, .safetensors export or torchvision .pth)."""
+    """Fine-tune: start from these weights (run, checkpoint, .safetensors export, a published net's
+    name, or torchvision .pth)."""
     freeze_to: str = choices("none", ("none", "conv1", "layer1", "layer2", "layer3", "layer4"))
     """Fine-tune: freeze the stem and the stages up to this one (weights and BatchNorm statistics)."""
 

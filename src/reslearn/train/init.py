@@ -1,8 +1,9 @@
 """Fine-tuning (not in the paper): start a run from trained weights.
 
-``--init SOURCE`` reads a run directory, a reslearn checkpoint, a ``.safetensors`` export
-or a torchvision ``.pth`` (all read safely: tensors and plain values only). The layers whose
-names and shapes match load; the others keep their fresh initialisation and are named
+``--init SOURCE`` reads a run directory, a reslearn checkpoint, a ``.safetensors`` export,
+a published net by name (``reslearn zoo``; its sha256 checked) or a torchvision ``.pth``
+(all read safely: tensors and plain values only). The layers whose names and shapes match
+load; the others keep their fresh initialisation and are named
 (the classifier, when the classes differ: the "new head", which ``--head-lr`` trains at
 its own lr). The source's normalisation stays with the net where it applies (same
 shape: torchvision's per-channel mean/std, or a reslearn net's mean image at the same
@@ -27,6 +28,8 @@ from ..checkpoint import (
 from ..data.augment import TORCHVISION_MEAN, TORCHVISION_STD
 from ..data.imagenet import imagenet_classes
 from ..models import ModelSpec
+from ..published import find as find_published
+from ..published import published_file
 
 
 @dataclass
@@ -46,8 +49,10 @@ def read_init(source: str, spec: ModelSpec) -> InitWeights:
     """The weights at ``source`` for a ``spec`` net; an architecture that does not match is
     an error naming both."""
     p = Path(source).expanduser()
+    if not p.exists() and find_published(source):
+        p = published_file(source)  # a published net by name (`reslearn zoo`), its sha256 checked
     if not p.exists():
-        raise ValueError(f"--init {source!r}: no such file or run directory")
+        raise ValueError(f"--init {source!r}: no such file, run directory or published net")
     if p.suffix == ".pth":
         state = read_torchvision_weights(p)
         tv = {
