@@ -64,7 +64,7 @@ def test_offline_download_error_names_url_layout_and_flag(tmp_path, monkeypatch)
     msg = str(e.value)
     assert cifar_mod.CIFAR10_URL in msg and "--data-dir" in msg and "cifar-10-batches-py" in msg
     assert "train/<class>" in msg
-    assert not any(p.name.endswith(".tar.gz") for p in (tmp_path / "nothing").iterdir())
+    assert not (tmp_path / "nothing").exists()  # no partial archive, and no folder made
     with pytest.raises(DataError, match="no CIFAR-10 data"):
         load_cifar10(tmp_path / "nothing", download=False)
 
@@ -86,8 +86,12 @@ def test_download_verifies_md5_and_never_half_uses(tmp_path):
     truncated.write_bytes(blob[: len(blob) // 2])
     dest = tmp_path / "dest"
     with pytest.raises(DataError, match="corrupt or truncated"):
-        download_cifar10(dest, url=truncated.as_uri(), md5=md5)
-    assert list(dest.iterdir()) == []  # nothing unpacked, no temporary left behind
+        download_cifar10(dest / "cifar10", url=truncated.as_uri(), md5=md5)
+    assert not dest.exists()  # nothing unpacked, no temporary, not even the folders it made
+    dest.mkdir()
+    with pytest.raises(DataError, match="downloading it from .* failed"):
+        download_cifar10(dest, url=(tmp_path / "absent.tar.gz").as_uri(), md5=md5)  # offline, say
+    assert list(dest.iterdir()) == []  # a folder that was there stays
     download_cifar10(dest, url=good.as_uri(), md5=md5)
     assert find_source(dest)[0] == "pickle"
     assert len(load_cifar10(dest, download=False).train_x) == 20

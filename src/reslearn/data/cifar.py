@@ -6,6 +6,7 @@ the source files (path, size, mtime), so a second run starts in seconds.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
@@ -144,15 +145,23 @@ def download_cifar(
     matches; unpacking goes to a temporary folder that is renamed into place, so a
     truncated or corrupt download is never half-used.
     """
-    d, url, md5, pickle_dir = (
-        Path(data_dir).expanduser(),
-        url or archive.url,
-        md5 or archive.md5,
-        archive.pickle_dir,
-    )
+    d, url, md5 = Path(data_dir).expanduser(), url or archive.url, md5 or archive.md5
+    made = [p for p in (d, *d.parents) if not p.exists()]  # deepest first
     d.mkdir(parents=True, exist_ok=True)
+    try:
+        return _download_into(d, archive, url, md5, timeout)
+    except BaseException:
+        # A failed download (offline, say) leaves no folders behind, not even empty ones.
+        for p in made:
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
+
+
+def _download_into(d: Path, archive: CifarArchive, url: str, md5: str, timeout: float) -> Path:
     fd, tmp_name = tempfile.mkstemp(prefix=".cifar-", suffix=".tar.gz", dir=d)
     tmp = Path(tmp_name)
+    pickle_dir = archive.pickle_dir
     try:
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
