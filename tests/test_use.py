@@ -263,6 +263,34 @@ def test_a_published_net_loads_by_name_and_through_hub_with_its_sha256_checked(
         published.published_file("nope")
 
 
+def test_every_command_that_reads_a_net_takes_an_export_or_a_published_name(
+    tiny_run, tmp_path, monkeypatch, capsys
+):
+    """eval and export read what load and predict read: a run, a .safetensors export, a
+    published net's name; eval reports the same error for each, and --per-class of a
+    published net writes into the current folder, not into the installed package."""
+    from reslearn import published
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    f = weights / "tiny.safetensors"
+    assert cli_main(["export", str(tiny_run), "--format", "safetensors", "--out", str(f)]) == 0
+    entry = {"name": "tiny", "model": "cifar_resnet8", "file": f.name, "sha256": published.sha256(f)}
+    (weights / "index.json").write_text(json.dumps({"nets": [{**entry, "test_err": 50.0}]}))
+    monkeypatch.setattr(published, "WEIGHTS_DIR", weights)
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    results = []
+    for source in (str(tiny_run), str(f), "tiny"):
+        assert cli_main(["eval", source, "--json"]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    assert results[0] == results[1] == results[2] and results[0]["iteration"] == 6
+    assert cli_main(["export", "tiny", "--format", "safetensors", "--out", "again.safetensors"]) == 0
+    assert (tmp_path / "again.safetensors").read_bytes() == f.read_bytes()  # byte for byte
+    assert cli_main(["eval", "tiny", "--per-class"]) == 0
+    assert (tmp_path / "confusion.json").is_file() and not (weights / "confusion.json").exists()
+
+
 def _published():
     from reslearn import published
 

@@ -283,7 +283,8 @@ def read_safetensors(p: Path) -> Checkpoint:
         pre: {k[len(pre) + 1 :]: v for k, v in tensors.items() if k.startswith(pre + ".")}
         for pre in ("model", "preprocessing")
     }
-    return Checkpoint(part["model"], meta["classes"], part["preprocessing"], meta["config"])
+    state = {"iteration": int(meta["iteration"])} if meta.get("iteration") is not None else {}
+    return Checkpoint(part["model"], meta["classes"], part["preprocessing"], meta["config"], state)
 
 
 def read_torchvision_weights(p: Path) -> dict[str, torch.Tensor]:

@@ -222,7 +222,9 @@ def _add_eval(sub) -> None:
         help="top-1/top-5 error of a checkpoint (CIFAR: test split, one 32x32 view; ImageNet: val/, "
         "single, 10crop or multiscale views)",
     )
-    s.add_argument("checkpoint", help="a checkpoint file or a run directory")
+    s.add_argument(
+        "checkpoint", help="a checkpoint, a run directory, a .safetensors export or a published net"
+    )
     s.add_argument("--data-dir", default=None, help="default: the run's data directory")
     s.add_argument(
         "--views",
@@ -252,13 +254,17 @@ def _add_eval(sub) -> None:
 def _cmd_eval(a: argparse.Namespace) -> int:
     import json
 
-    from .checkpoint import resolve_checkpoint
     from .evaluate import evaluate_checkpoint
     from .evaluate.per_class import confusion_paths, format_per_class, write_confusion
+    from .published import WEIGHTS_DIR, trained_file
     from .train.config import JobOptions
 
     JobOptions.check(a)
-    paths = confusion_paths(resolve_checkpoint(a.checkpoint), a.overwrite) if a.per_class else None
+    src = trained_file(a.checkpoint)
+    # --per-class writes beside the checkpoint; for a published net (inside the installed
+    # package) into the current folder instead
+    where = Path.cwd() if src.parent == WEIGHTS_DIR else src
+    paths = confusion_paths(where, a.overwrite) if a.per_class else None
     with _thread_job(a):
         res = evaluate_checkpoint(
             a.checkpoint,
@@ -275,8 +281,9 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     if a.json:
         print(json.dumps(res))
         return 0
+    at = "" if res["iteration"] is None else f" @ iteration {res['iteration']}"  # an old export: unknown
     print(
-        f"{res['model']} @ iteration {res['iteration']} on {res['images']} {res['split']} images "
+        f"{res['model']}{at} on {res['images']} {res['split']} images "
         f"({res['data']}, {res['views']} view{'s' if res['views'] != 'single' else ''}): "
         f"top-1 error {res['top1_err']:.2f}%, top-5 error {res['top5_err']:.2f}%"
     )
@@ -459,7 +466,9 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 def _add_predict(sub) -> None:
     s = sub.add_parser("predict", help="top-k classes of images with a trained net")
-    s.add_argument("checkpoint", help="a checkpoint, a run directory or an exported .safetensors")
+    s.add_argument(
+        "checkpoint", help="a checkpoint, a run directory, a .safetensors export or a published net"
+    )
     s.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
     from .predict import BATCH_SIZE, TOP_K
 
@@ -493,7 +502,9 @@ def _cmd_predict(a: argparse.Namespace) -> int:
 
 def _add_export(sub) -> None:
     s = sub.add_parser("export", help="a checkpoint as ONNX, TorchScript or safetensors")
-    s.add_argument("checkpoint")
+    s.add_argument(
+        "checkpoint", help="a checkpoint, a run directory, a .safetensors export or a published net"
+    )
     s.add_argument("--format", required=True, choices=["onnx", "torchscript", "safetensors"])
     s.add_argument("--out", required=True, metavar="FILE")
     _add_overwrite(s)

@@ -13,6 +13,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_safetensors, resolve_checkpoint
+
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 
@@ -38,8 +40,6 @@ def find(name: str, weights_dir: Path | None = None) -> dict | None:
 def published_file(name: str, weights_dir: Path | None = None) -> Path:
     """The verified file of the published net ``name``: a missing file or a sha256 that is
     not the index's is an error (a damaged or replaced file is never loaded)."""
-    from .checkpoint import CheckpointError
-
     entry = find(name, weights_dir)
     if entry is None:
         known = ", ".join(e["name"] for e in index(weights_dir)) or "none yet"
@@ -60,3 +60,26 @@ def for_model(model: str, weights_dir: Path | None = None) -> dict | None:
     """The published net of architecture ``model`` (the best measured one), for torch.hub."""
     nets = [e for e in index(weights_dir) if e["model"] == model]
     return min(nets, key=lambda e: e["test_err"]) if nets else None
+
+
+# ---------------------------------------------------------------- any trained net
+def trained_file(source: str | Path) -> Path:
+    """The file a trained net is read from, given as a user names it: a reslearn checkpoint
+    or a run directory (its last.pt), a safetensors export, or a published net's name (its
+    file, sha256 checked). What every command that reads a net (load, predict, eval, export,
+    --init) accepts."""
+    p = Path(source).expanduser()
+    if not p.exists() and isinstance(source, str) and find(source):
+        return published_file(source)
+    if p.suffix == ".safetensors":
+        if not p.is_file():
+            raise CheckpointError(f"no file at {str(source)!r}")
+        return p
+    return resolve_checkpoint(p)
+
+
+def read_trained(source: str | Path) -> Checkpoint:
+    """The net at ``source`` (see :func:`trained_file`): weights, classes, preprocessing,
+    config; the training state only from a checkpoint, the iteration from an export too."""
+    p = trained_file(source)
+    return read_safetensors(p) if p.suffix == ".safetensors" else load_checkpoint(p)

@@ -20,7 +20,6 @@ from .checkpoint import (
     SAFETENSORS_FORMAT,
     Checkpoint,
     CheckpointError,
-    read_safetensors,
     read_torchvision_weights,
     torchvision_arch,
 )
@@ -28,8 +27,7 @@ from .data.augment import TORCHVISION_MEAN, TORCHVISION_STD, Normalizer
 from .data.datasets import dataset_of, get_dataset
 from .io import atomic_write, output_file
 from .models import create_model, get_model_spec
-from .published import find as find_published
-from .published import published_file
+from .published import read_trained, trained_file
 
 
 @dataclass
@@ -73,13 +71,9 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Modul
     """(model in eval mode, preprocess, class names) from a reslearn checkpoint, a run
     directory, a safetensors file written by ``reslearn export --format safetensors``, or
     the name of a published net (``reslearn zoo``)."""
-    from .checkpoint import load_checkpoint
     from .evaluate.load import build_model
 
-    p = Path(path).expanduser()
-    if not p.exists() and isinstance(path, str) and find_published(path):
-        p = published_file(path)  # a published net by name, its sha256 checked
-    ckpt = read_safetensors(p) if p.suffix == ".safetensors" else load_checkpoint(p)
+    ckpt = read_trained(path)
     prep = Normalizer(ckpt.preprocessing["mean"], ckpt.preprocessing["std"])
     recipe = ckpt.config.get("optim", {}).get("recipe", "cifar")
     view = functools.partial(_view, dataset_of(ckpt.config).inference_view, recipe=recipe)
@@ -93,13 +87,12 @@ def export(path: str | Path, fmt: str, out: str | Path, overwrite: bool = False)
     the metadata ``load`` needs: spec, options, classes, preprocessing, config). ``out``
     follows reslearn.io.output_file: never over a checkpoint or the input, over another
     existing file only with ``overwrite``."""
-    from .checkpoint import load_checkpoint, resolve_checkpoint
     from .evaluate.load import build_model
 
     if fmt not in ("onnx", "torchscript", "safetensors"):
         raise ValueError(f"unknown export format {fmt!r}; one of onnx, torchscript, safetensors")
-    out = output_file(out, overwrite=overwrite, reading=[resolve_checkpoint(path)], log=print)
-    ckpt = load_checkpoint(path)
+    out = output_file(out, overwrite=overwrite, reading=[trained_file(path)], log=print)
+    ckpt = read_trained(path)
     model = build_model(ckpt).eval()
     x = torch.zeros(1, 3, input_size(ckpt.config), input_size(ckpt.config))
     # Each format is serialised in memory, then written atomically: an interrupted export
@@ -137,6 +130,8 @@ def _safetensors_bytes(ckpt: Checkpoint, model: nn.Module) -> bytes:
     # order changes from process to process, so with several keys two exports of the same run
     # differed in their header (and their sha256). With one, an export is byte-reproducible.
     meta = {"format": SAFETENSORS_FORMAT, "classes": list(ckpt.classes), "config": ckpt.config}
+    if "iteration" in ckpt.train_state:  # what `reslearn eval` of the export reports
+        meta["iteration"] = ckpt.iteration
     return save(tensors, metadata={"reslearn": json.dumps(meta, sort_keys=True)})
 
 

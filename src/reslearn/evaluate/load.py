@@ -7,10 +7,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from ..checkpoint import Checkpoint, CheckpointError
 from ..data import Normalizer
 from ..data.datasets import dataset_of
 from ..models import create_model
+from ..published import read_trained
 from ..speed import SpeedSettings, select_device
 from .evaluate import eval_batch_size, evaluate
 from .views import fully_convolutional_logits, get_test_view
@@ -30,10 +31,11 @@ def build_model(ckpt: Checkpoint) -> nn.Module:
 
 
 def load_with_normalizer(path: str | Path, device: torch.device | None = None):
-    """(model in eval mode, normalizer, Checkpoint) from a checkpoint file or run dir: the
-    normaliser alone (uint8 batches -> input), for evaluation code that makes its own views.
-    ``reslearn.load`` gives (model, preprocess, classes) with the whole inference view."""
-    ckpt = load_checkpoint(path)
+    """(model in eval mode, normalizer, Checkpoint) from a checkpoint file or run dir, a
+    safetensors export or a published net's name: the normaliser alone (uint8 batches ->
+    input), for evaluation code that makes its own views. ``reslearn.load`` gives (model,
+    preprocess, classes) with the whole inference view."""
+    ckpt = read_trained(path)
     device = device or torch.device("cpu")
     model = build_model(ckpt)
     normalizer = Normalizer(ckpt.preprocessing["mean"], ckpt.preprocessing["std"])
@@ -90,7 +92,9 @@ def evaluate_checkpoint(
     speed = SpeedSettings(channels_last=True)
     res = evaluate(model, split, normalizer, speed=speed, device=dev, forward=forward, confusion=per_class)
     source = getattr(split, "source", "") or f"imagefolder:{data_dir or ckpt.config['data']['data_dir']}"
-    out = {"model": ckpt.model_name, "iteration": ckpt.iteration, "views": views}
+    # An export written before it stored the iteration: unknown (None), not 0.
+    it = ckpt.iteration if "iteration" in ckpt.train_state else None
+    out = {"model": ckpt.model_name, "iteration": it, "views": views}
     if per_class:
         out["classes"] = list(ckpt.classes)
     return {**out, **res, "split": split.name, "data": source}

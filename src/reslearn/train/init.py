@@ -18,18 +18,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoint import (
-    load_checkpoint,
-    read_safetensors,
-    read_torchvision_weights,
-    resolve_checkpoint,
-    torchvision_arch,
-)
+from ..checkpoint import read_torchvision_weights, torchvision_arch
 from ..data.augment import TORCHVISION_MEAN, TORCHVISION_STD
 from ..data.imagenet import imagenet_classes
 from ..models import ModelSpec
 from ..published import find as find_published
-from ..published import published_file
+from ..published import read_trained
 
 
 @dataclass
@@ -49,9 +43,7 @@ def read_init(source: str, spec: ModelSpec) -> InitWeights:
     """The weights at ``source`` for a ``spec`` net; an architecture that does not match is
     an error naming both."""
     p = Path(source).expanduser()
-    if not p.exists() and find_published(source):
-        p = published_file(source)  # a published net by name (`reslearn zoo`), its sha256 checked
-    if not p.exists():
+    if not p.exists() and not find_published(source):
         raise ValueError(f"--init {source!r}: no such file, run directory or published net")
     if p.suffix == ".pth":
         state = read_torchvision_weights(p)
@@ -62,7 +54,7 @@ def read_init(source: str, spec: ModelSpec) -> InitWeights:
         arch = torchvision_arch(state)
         init = InitWeights(str(p), "torchvision", arch, state, tv, "v1.5", list(imagenet_classes()))
     else:
-        ckpt = read_safetensors(p) if p.suffix == ".safetensors" else load_checkpoint(resolve_checkpoint(p))
+        ckpt = read_trained(source)  # a run, checkpoint, export or published net (sha256 checked)
         variant = ckpt.config["model"].get("variant")
         init = InitWeights(
             str(p), "reslearn", ckpt.model_name, ckpt.model, ckpt.preprocessing, variant, list(ckpt.classes)
