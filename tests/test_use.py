@@ -249,6 +249,7 @@ def test_a_published_net_loads_by_name_and_through_hub_with_its_sha256_checked(
         listed := capsys.readouterr().out
     )
     assert "\n  120 iterations on tiny data" in listed
+    assert f"--model {entry['model']} --init tiny-cifar10" in listed  # how to use one
     sys.path.insert(0, str(ROOT))
     import hubconf
 
