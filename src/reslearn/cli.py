@@ -266,11 +266,10 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     from .train.config import JobOptions
 
     JobOptions.check(a)
-    src = trained_file(a.checkpoint)
-    # --per-class writes beside the checkpoint; for a published net (inside the installed
-    # package) into the current folder instead
-    where = Path.cwd() if src.parent == WEIGHTS_DIR else src
-    paths = confusion_paths(where, a.overwrite) if a.per_class else None
+    paths = None
+    if a.per_class:  # beside the checkpoint; a published net's (in the package): here instead
+        src = trained_file(a.checkpoint)
+        paths = confusion_paths(Path.cwd() if src.parent == WEIGHTS_DIR else src, a.overwrite)
     with _thread_job(a):
         res = evaluate_checkpoint(
             a.checkpoint,
