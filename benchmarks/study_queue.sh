@@ -19,7 +19,7 @@ run_queue() {
   shift 2
   local items=("$@") pids=() tried
   mkdir -p "$out"
-  tried=$(mktemp -d)  # the runs this call has taken up: one that stops unfinished (an error,
+  tried=$(mktemp -d "$out/.tried.XXXXXX")  # the runs this call has taken up: one that stops unfinished (an error,
   # a signal) is not taken up again by the next worker; the next call retries it
   _worker() {
     local item name seed
