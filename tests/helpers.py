@@ -76,3 +76,26 @@ def write_imagenet_folder(
                 im = Image.fromarray(img.transpose(1, 2, 0)).resize((w, h))
                 im.save(root / split / wnid / f"{wnid}_{i}.JPEG", quality=90)
     return root
+
+
+def publish_in(weights: Path, run, name: str, monkeypatch) -> Path:
+    """``run`` exported as the published net ``name`` in a zoo at ``weights`` (listed with its
+    sha256, a made-up error), which becomes reslearn's zoo for the test. Returns the file."""
+    import json
+
+    from reslearn import published
+    from reslearn.cli import main as cli_main
+
+    weights.mkdir(parents=True, exist_ok=True)
+    f = weights / f"{name}.safetensors"
+    assert cli_main(["export", str(run), "--format", "safetensors", "--out", str(f)]) == 0
+    entry = {
+        "name": name,
+        "model": "cifar_resnet8",
+        "file": f.name,
+        "sha256": published.sha256(f),
+        "test_err": 50.0,
+    }
+    (weights / "index.json").write_text(json.dumps({"nets": [entry]}))
+    monkeypatch.setattr(published, "WEIGHTS_DIR", weights)
+    return f

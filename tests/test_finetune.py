@@ -12,7 +12,7 @@ from reslearn.checkpoint import load_checkpoint
 from reslearn.cli import main as cli_main
 from reslearn.train import train
 
-from .helpers import rows, train_cfg, write_imagefolder, write_imagenet_folder
+from .helpers import publish_in, rows, train_cfg, write_imagefolder, write_imagenet_folder
 
 
 @pytest.fixture
@@ -79,16 +79,9 @@ def test_finetune_resumes_exactly_and_is_used_with_its_own_classes(source, pets,
 
 def test_a_published_net_starts_a_finetuning_run_by_name(source, pets, tmp_path, monkeypatch):
     """--init NAME: a net from `reslearn zoo`, its file checked against its sha256 first."""
-    from reslearn import published
     from reslearn.checkpoint import CheckpointError
 
-    weights = tmp_path / "weights"
-    weights.mkdir()
-    f = weights / "src-net.safetensors"
-    assert cli_main(["export", str(source), "--format", "safetensors", "--out", str(f)]) == 0
-    entry = {"name": "src-net", "model": "cifar_resnet8", "file": f.name, "sha256": published.sha256(f)}
-    (weights / "index.json").write_text(json.dumps({"nets": [{**entry, "test_err": 50.0}]}))
-    monkeypatch.setattr(published, "WEIGHTS_DIR", weights)
+    f = publish_in(tmp_path / "weights", source, "src-net", monkeypatch)
     run = train(finetune_cfg(pets, tmp_path / "ft", "src-net"))
     init = load_checkpoint(run).train_state["init"]
     assert init["replaced"] == ["fc.bias", "fc.weight"] and init["loaded"] > 0

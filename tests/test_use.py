@@ -270,15 +270,10 @@ def test_every_command_that_reads_a_net_takes_an_export_or_a_published_name(
     """eval and export read what load and predict read: a run, a .safetensors export, a
     published net's name; eval reports the same error for each, and --per-class of a
     published net writes into the current folder, not into the installed package."""
-    from reslearn import published
+    from .helpers import publish_in
 
     weights = tmp_path / "weights"
-    weights.mkdir()
-    f = weights / "tiny.safetensors"
-    assert cli_main(["export", str(tiny_run), "--format", "safetensors", "--out", str(f)]) == 0
-    entry = {"name": "tiny", "model": "cifar_resnet8", "file": f.name, "sha256": published.sha256(f)}
-    (weights / "index.json").write_text(json.dumps({"nets": [{**entry, "test_err": 50.0}]}))
-    monkeypatch.setattr(published, "WEIGHTS_DIR", weights)
+    f = publish_in(weights, tiny_run, "tiny", monkeypatch)
     monkeypatch.chdir(tmp_path)
     capsys.readouterr()
     results = []
