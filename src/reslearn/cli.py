@@ -266,13 +266,13 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     from .train.config import JobOptions
 
     JobOptions.check(a)
-    paths = None
+    paths, src = None, a.checkpoint
     if a.per_class:  # beside the checkpoint; a published net's (in the package): here instead
-        src = trained_file(a.checkpoint)
+        src = trained_file(a.checkpoint)  # resolved (a published file's sha256 checked) once
         paths = confusion_paths(Path.cwd() if src.parent == WEIGHTS_DIR else src, a.overwrite)
     with _thread_job(a):
         res = evaluate_checkpoint(
-            a.checkpoint,
+            src,
             data_dir=a.data_dir,
             views=a.views,
             class_index=a.class_index,

@@ -91,8 +91,9 @@ def export(path: str | Path, fmt: str, out: str | Path, overwrite: bool = False)
 
     if fmt not in ("onnx", "torchscript", "safetensors"):
         raise ValueError(f"unknown export format {fmt!r}; one of onnx, torchscript, safetensors")
-    out = output_file(out, overwrite=overwrite, reading=[trained_file(path)], log=print)
-    ckpt = read_trained(path)
+    src = trained_file(path)  # resolved (and a published file's sha256 checked) once
+    out = output_file(out, overwrite=overwrite, reading=[src], log=print)
+    ckpt = read_trained(src)
     model = build_model(ckpt).eval()
     x = torch.zeros(1, 3, input_size(ckpt.config), input_size(ckpt.config))
     # Each format is serialised in memory, then written atomically: an interrupted export
