@@ -131,6 +131,30 @@ def test_unknown_data_set_is_one_clear_error(tiny_data, tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_a_checkpoint_from_another_machine_is_tested_on_the_default_folder_never_its_own(
+    tiny_data, tmp_path, monkeypatch, capsys
+):
+    """A checkpoint names the folder it was trained from (a published net: our machine's).
+    Where that folder is absent, eval looks in the default ./data/cifar10, as train would,
+    says so, and never creates the trainer's path."""
+    run = train(train_cfg(tiny_data, tmp_path / "run", iterations=6, batch=16))
+    expected = evaluate_checkpoint(run, device="cpu")
+    moved = tmp_path / "here"
+    (moved / "data").mkdir(parents=True)
+    tiny_data.rename(moved / "data" / "cifar10")
+    monkeypatch.chdir(moved)
+    capsys.readouterr()
+    res = evaluate_checkpoint(run, device="cpu")
+    assert f"{str(tiny_data)!r}, where this net's data was, is not here" in capsys.readouterr().err
+    assert res["top1_err"] == expected["top1_err"] and res["images"] == 60
+    assert "data/cifar10" in res["data"] and not tiny_data.exists()
+
+    monkeypatch.chdir(tmp_path)  # no default folder either: the error names where it looked
+    code = cli_main(["eval", str(run), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and "'data/cifar10'" in err and not tiny_data.exists()
+
+
 # ---------------------------------------------------------------- CIFAR-100
 def write_cifar100(root: Path, n_train: int = 64, n_test: int = 32) -> Path:
     """A tiny archive in the real format: cifar-100-python/{train,test,meta}, fine labels

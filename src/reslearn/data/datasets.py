@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import torch
@@ -48,7 +49,7 @@ def _cifar_train(archive: CifarArchive):
     return train_data
 
 
-def _cifar_eval(archive: CifarArchive):
+def _cifar_eval(archive: CifarArchive, default_dir: str):
     def eval_split(
         data_dir: str, options: dict, classes, *, view, recipe: str, batch_size: int, workers: int, device
     ):
@@ -58,6 +59,16 @@ def _cifar_eval(archive: CifarArchive):
                 f"--views {view.name}: CIFAR nets are tested on the single original view (Section 4.2)"
             )
         own = data_dir == options.get("data_dir")
+        if own and not Path(data_dir).expanduser().exists():
+            # A checkpoint names the folder of the machine that trained it (a published net's,
+            # ours). Never create that path here: look in (or download to) the default folder,
+            # as `reslearn train` would, and say so.
+            print(
+                f"reslearn: {data_dir!r}, where this net's data was, is not here; testing on "
+                f"{default_dir!r} instead (--data-dir DIR chooses)",
+                file=sys.stderr,
+            )
+            data_dir = default_dir
         labels, download = options.get("labels", "fine"), bool(options.get("download")) and own
         data = load_cifar(data_dir, archive=archive, labels=labels, download=download)
         if len(data.classes) != len(classes):
@@ -77,13 +88,14 @@ def resize_to(x: torch.Tensor, size: int, recipe: str = "cifar") -> torch.Tensor
     return TF.resize(x, [size, size], antialias=True)
 
 
+CIFAR10_DIR, CIFAR100_DIR = "./data/cifar10", "./data/cifar100"  # where absent data is downloaded to
 CIFAR10 = DataSet(
     name="cifar10",
     recipe="cifar",
-    default_dir="./data/cifar10",
+    default_dir=CIFAR10_DIR,
     detect=lambda root: True,  # the fallback: an absent folder is where it is downloaded to
     train_data=_cifar_train(CIFAR10_ARCHIVE),
-    eval_split=_cifar_eval(CIFAR10_ARCHIVE),
+    eval_split=_cifar_eval(CIFAR10_ARCHIVE, CIFAR10_DIR),
     inference_view=resize_to,
     classes=lambda: CIFAR10_CLASSES,
     where=CIFAR10_ARCHIVE.layout + "; downloaded (MD5-checked) when absent",
@@ -91,12 +103,12 @@ CIFAR10 = DataSet(
 CIFAR100 = DataSet(
     name="cifar100",
     recipe="cifar",
-    default_dir="./data/cifar100",
+    default_dir=CIFAR100_DIR,
     detect=lambda root: any(
         (d / "meta").is_file() and (d / "train").is_file() for d in (root, root / "cifar-100-python")
     ),
     train_data=_cifar_train(CIFAR100_ARCHIVE),
-    eval_split=_cifar_eval(CIFAR100_ARCHIVE),
+    eval_split=_cifar_eval(CIFAR100_ARCHIVE, CIFAR100_DIR),
     inference_view=resize_to,
     where=CIFAR100_ARCHIVE.layout + "; downloaded (MD5-checked) when absent",
 )
