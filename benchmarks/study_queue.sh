@@ -104,3 +104,22 @@ restore_runs() {
     fi
   done
 }
+
+# restore_finished OUT DOCS ITEM...: a study grown by more runs (a further seed) on a fresh
+#   runs/: each run DOCS already reports as finished (publish_study's copy: config, metrics,
+#   final.json, responses; no weights) comes back to OUT, so the queue skips it and the report
+#   is rebuilt over all the runs. A run OUT has is left alone.
+restore_finished() {
+  local out=$1 docs=$2 item run f
+  shift 2
+  for item in "$@"; do
+    run="${item%:*}-s${item#*:}"
+    [[ -f "$docs/$run/final.json" && ! -e "$out/$run" ]] || continue
+    mkdir -p "$out/$run"
+    for f in config.json metrics.jsonl final.json responses.json; do
+      [[ -f "$docs/$run/$f" ]] && cp "$docs/$run/$f" "$out/$run/"
+    done
+    echo "finished $run taken from $docs"
+  done
+  return 0
+}

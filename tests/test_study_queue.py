@@ -69,3 +69,21 @@ def test_an_unfinished_run_is_kept_restored_and_continues(tiny_data, tmp_path):
     before = (run / "last.pt").read_bytes()
     study("restore_runs runs kept cifar_resnet8:1", tmp_path)
     assert (run / "last.pt").read_bytes() == before
+
+
+def test_a_grown_study_takes_its_finished_runs_from_docs_and_trains_only_the_new(tmp_path):
+    docs = tmp_path / "docs"
+    for run in ("a-s1", "a-s2"):  # the published report's copies: no weights
+        (docs / run).mkdir(parents=True)
+        for f in ("config.json", "metrics.jsonl", "final.json", "responses.json"):
+            (docs / run / f).write_text(f"{run} {f}")
+    (tmp_path / "out" / "a-s2").mkdir(parents=True)  # what runs/ has is never replaced
+    fn = 'fn() { echo "$1 $2" >> calls; mkdir -p "out/$1-s$2" && touch "out/$1-s$2/final.json"; }'
+    r = study(
+        f'{fn}\nrestore_finished out docs a:1 a:2 a:3\nrun_queue out fn a:1 a:2 a:3; echo "rc=$?"', tmp_path
+    )
+    assert "finished a-s1 taken from docs" in r.stdout and "a-s2 taken" not in r.stdout, r.stdout + r.stderr
+    assert (tmp_path / "out" / "a-s1" / "metrics.jsonl").read_text() == "a-s1 metrics.jsonl"
+    assert not (tmp_path / "out" / "a-s2" / "metrics.jsonl").exists()
+    # a-s2 here has no final.json (unfinished): trained; a-s1 came back finished; a-s3 is new
+    assert sorted((tmp_path / "calls").read_text().splitlines()) == ["a 2", "a 3"] and "rc=0" in r.stdout
