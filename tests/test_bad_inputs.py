@@ -198,6 +198,7 @@ CASES = [
     ("auto-resume-and-resume", ["train", "--auto-resume", "--resume", R0], 2, "not both", {}),
     # ---- eval
     ("eval-missing", ["eval", "no_such_run"], 2, "no_such_run", {}),
+    ("eval-unknown-net-name", ["eval", "resnet56-cifar10-x"], 2, "resnet20-cifar10-16k", {}),  # the published names
     ("eval-random-bytes", ["eval", "rand.pt"], 2, "rand.pt", {}),
     ("eval-evil", ["eval", "evil.pt"], 2, "execute", {}),
     ("eval-batch-0", ["eval", R0, "--batch-size", "0"], 2, "--batch-size", {}),

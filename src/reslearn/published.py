@@ -71,6 +71,12 @@ def trained_file(source: str | Path) -> Path:
     p = Path(source).expanduser()
     if not p.exists() and isinstance(source, str) and find(source):
         return published_file(source)
+    if not p.exists():
+        names = ", ".join(e["name"] for e in index()) or "none yet"
+        raise CheckpointError(
+            f"nothing at {str(source)!r}: give a run directory, a .pt checkpoint, a .safetensors "
+            f"export or a published net's name ({names}; `reslearn zoo`)"
+        )
     if p.suffix == ".safetensors":
         if not p.is_file():
             raise CheckpointError(f"no file at {str(source)!r}")
