@@ -20,7 +20,7 @@
 # A third seed of each net joined the queue after the two-seed report (docs/degradation-16k,
 # 2026-11-30): resnet56's seed range there (1.43 points) was 7x resnet20's and held the
 # verdict inside the noise. The finished seeds come back from docs/ on a fresh runs/
-# (restore_finished), so only the new runs train, and the report is rebuilt over all six.
+# (restore_runs from there), so only the new runs train, and the report is rebuilt over all six.
 #
 # Background use (workers and their queue: benchmarks/study_queue.sh):
 #   setsid nohup bash benchmarks/degradation_16k.sh > runs/degradation-16k.log 2>&1 &
@@ -38,7 +38,7 @@ if [[ "${1:-}" == "--snapshot" ]]; then
   exit 0
 fi
 restore_runs "$out" "$kept" "${queue[@]}"  # runs an earlier session kept continue from there
-restore_finished "$out" docs/degradation-16k "${queue[@]}"
+restore_runs "$out" docs/degradation-16k "${queue[@]}"  # and the finished seeds, from the report
 
 train_one() {
   $PY benchmarks/degradation_short.py --iterations 16000 --eval-every 1000 --out "$out" --models "$1" --seeds "$2"

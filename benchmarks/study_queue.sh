@@ -64,62 +64,75 @@ publish_study() {
   echo "report: $docs/report.md"
 }
 
-# A study longer than a session keeps its unfinished runs in the repository, since a later
-# session may get another machine (and a fresh runs/):
-# A run's checkpoint, config and marker, and its metrics once it has evaluated (a run stopped
-# before its first evaluation has none yet).
-_copy_run() {
-  local f
-  for f in last.pt config.json .reslearn-run metrics.jsonl; do
-    [[ -f "$1/$f" ]] && cp "$1/$f" "$2/"
+# A study longer than a session keeps its runs in the repository, since a later session may
+# get another machine (and a fresh runs/): an unfinished run with its checkpoint, config,
+# marker and metrics (once it has evaluated); a finished one with what its report needs
+# (config, metrics, final.json, responses; no weights), so it is never trained again.
+# Nets a study publishes are published when their run finishes, from the weights there.
+UNFINISHED_FILES=(last.pt config.json .reslearn-run metrics.jsonl)
+FINISHED_FILES=(config.json metrics.jsonl final.json responses.json)
+
+_copy_files() {  # SRC DST FILE...: those of FILEs SRC has (with NO_CLOBBER=1, none DST has)
+  local src=$1 dst=$2 f
+  shift 2
+  for f in "$@"; do
+    [[ -f "$src/$f" ]] || continue
+    [[ "${NO_CLOBBER:-0}" == 1 && -e "$dst/$f" ]] && continue
+    cp "$src/$f" "$dst/"
   done
   return 0
 }
 
-# keep_runs OUT KEPT ITEM...: copies each unfinished run's last checkpoint, config and
-#   metrics from OUT to KEPT (committed). Stop the workers first (SIGTERM writes a
-#   checkpoint of the current iteration).
+# keep_runs OUT KEPT ITEM...: copies each run OUT has from OUT to KEPT (committed), as
+#   above; a run that has finished since it was kept loses its kept checkpoint. Stop the
+#   workers first (SIGTERM writes a checkpoint of the current iteration). With them,
+#   KEPT/report.md: `reslearn report` of the kept runs so far (their curves and the
+#   depth-over-training table; an unfinished run has no final error).
 keep_runs() {
-  local out=$1 kept=$2 item run
+  local out=$1 kept=$2 item run n=0
   shift 2
   for item in "$@"; do
     run="${item%:*}-s${item#*:}"
-    [[ -f "$out/$run/last.pt" && ! -f "$out/$run/final.json" ]] || continue
-    mkdir -p "$kept/$run"
-    _copy_run "$out/$run" "$kept/$run"
-    echo "kept $run at iteration $($PY -c "from reslearn.checkpoint import load_checkpoint as l; print(l('$out/$run').iteration)")"
-  done
-}
-
-# restore_runs OUT KEPT ITEM...: a run kept in KEPT that OUT does not have continues from there.
-restore_runs() {
-  local out=$1 kept=$2 item run
-  shift 2
-  for item in "$@"; do
-    run="${item%:*}-s${item#*:}"
-    if [[ -f "$kept/$run/last.pt" && ! -f "$out/$run/last.pt" ]]; then
-      mkdir -p "$out/$run"
-      _copy_run "$kept/$run" "$out/$run"
-      echo "restored $run from $kept"
+    if [[ -f "$out/$run/final.json" ]]; then
+      mkdir -p "$kept/$run"
+      rm -f "$kept/$run/last.pt" "$kept/$run/.reslearn-run"
+      _copy_files "$out/$run" "$kept/$run" "${FINISHED_FILES[@]}"
+      echo "kept $run (finished: its report's files, no weights)"
+    elif [[ -f "$out/$run/last.pt" ]]; then
+      mkdir -p "$kept/$run"
+      _copy_files "$out/$run" "$kept/$run" "${UNFINISHED_FILES[@]}"
+      echo "kept $run at iteration $($PY -c "from reslearn.checkpoint import load_checkpoint as l; print(l('$out/$run').iteration)")"
+    else
+      continue
     fi
+    n=$((n + 1))
   done
+  if ((n > 0)); then
+    if $PY -m reslearn report "$kept" >/dev/null; then echo "interim report: $kept/report.md"; else echo "no interim report"; fi
+  fi
 }
 
-# restore_finished OUT DOCS ITEM...: a study grown by more runs (a further seed) on a fresh
-#   runs/: each run DOCS already reports as finished (publish_study's copy: config, metrics,
-#   final.json, responses; no weights) comes back to OUT, so the queue skips it and the report
-#   is rebuilt over all the runs. A run OUT has is left alone.
-restore_finished() {
-  local out=$1 docs=$2 item run f
+# restore_runs OUT FROM ITEM...: a run OUT has neither a checkpoint nor a final.json of comes
+#   back from FROM: unfinished, to continue from its checkpoint; finished (where OUT has no
+#   folder of it at all), so the queue skips it and the report covers it. FROM is what keep_runs kept, or a published report's folder
+#   (publish_study's copy), for a study grown by further runs (a new seed) on a fresh runs/.
+#   No file OUT has is replaced.
+restore_runs() {
+  local out=$1 from=$2 item run
   shift 2
   for item in "$@"; do
     run="${item%:*}-s${item#*:}"
-    [[ -f "$docs/$run/final.json" && ! -e "$out/$run" ]] || continue
-    mkdir -p "$out/$run"
-    for f in config.json metrics.jsonl final.json responses.json; do
-      [[ -f "$docs/$run/$f" ]] && cp "$docs/$run/$f" "$out/$run/"
-    done
-    echo "finished $run taken from $docs"
+    [[ -e "$out/$run/last.pt" || -f "$out/$run/final.json" ]] && continue
+    if [[ -f "$from/$run/final.json" ]]; then
+      [[ -e "$out/$run" ]] && continue  # a run begun here is trained here, not mixed with a copy
+      mkdir -p "$out/$run"
+      NO_CLOBBER=1 _copy_files "$from/$run" "$out/$run" "${FINISHED_FILES[@]}"
+      echo "restored $run from $from (finished)"
+    elif [[ -f "$from/$run/last.pt" ]]; then
+      mkdir -p "$out/$run"
+      NO_CLOBBER=1 _copy_files "$from/$run" "$out/$run" "${UNFINISHED_FILES[@]}"
+      echo "restored $run from $from"
+    fi
   done
   return 0
 }

@@ -13,9 +13,9 @@
 #   pkill -TERM -f degradation_short.py       # stop: each run writes a checkpoint first
 #   bash benchmarks/table6_64k.sh --snapshot  # then keep the unfinished runs in
 #                                             # docs/table6-64k/in-progress/ (committed)
-# The next call continues the kept runs. When both finish, the report (with the figures and
-# each run's metrics, not the weights) goes to docs/table6-64k/, and the two nets are published
-# as resnet20-cifar10 and resnet56-cifar10 (benchmarks/publish_net.py).
+# The next call continues the kept runs. Each net is published as it finishes (resnet20-cifar10,
+# resnet56-cifar10: benchmarks/publish_net.py); when both have, the report (with the figures and
+# each run's metrics, not the weights) goes to docs/table6-64k/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benchmarks/study_queue.sh
@@ -30,17 +30,24 @@ if [[ "${1:-}" == "--snapshot" ]]; then
 fi
 restore_runs "$out" "$kept" "${queue[@]}"
 
-train_one() {
-  $PY benchmarks/degradation_short.py --iterations 64000 --eval-every 2000 --out "$out" --models "$1" --seeds "$2"
+# Issue 22 item 3: a finished net joins the model zoo (src/reslearn/weights, committed) as
+# NAME-cifar10, its test error measured by `reslearn eval`, as soon as its run finishes: a
+# later session keeps only the run's report files (benchmarks/study_queue.sh), not its
+# weights. An already published name is left alone.
+publish_one() {
+  [[ -f "$out/$1-s1/final.json" && -f "$out/$1-s1/last.pt" ]] || return 0
+  $PY -c "import sys; from reslearn.published import find; sys.exit(find('$1-cifar10') is None)" && return 0
+  $PY benchmarks/publish_net.py "$out/$1-s1" "$1-cifar10" --note "trained on the CIFAR-10 \
+JPEG q75 copy (not the original pixels) on the paper's schedule (64,000 iterations, lr /10 at \
+32,000 and 48,000), seed 1: docs/table6-64k" || echo "not published: $1-cifar10"
 }
 
+train_one() {
+  $PY benchmarks/degradation_short.py --iterations 64000 --eval-every 2000 --out "$out" --models "$1" --seeds "$2"
+  publish_one "$1"
+}
+
+for net in resnet56 resnet20; do publish_one "$net"; done  # a run that finished before this code
 run_queue "$out" train_one "${queue[@]}" || exit 0
 publish_study "$out" docs/table6-64k
-# Issue 22 item 3: the finished nets join the model zoo (src/reslearn/weights), their test
-# error measured by `reslearn eval`; an already published name is left alone.
-for net in resnet56 resnet20; do
-  $PY benchmarks/publish_net.py "$out/$net-s1" "$net-cifar10" --note "trained on the CIFAR-10 \
-JPEG q75 copy (not the original pixels) on the paper's schedule (64,000 iterations, lr /10 at \
-32,000 and 48,000), seed 1: docs/table6-64k" || echo "not published: $net-cifar10"
-done
 rm -rf "$kept"

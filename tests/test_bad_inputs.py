@@ -72,6 +72,14 @@ def ws(tmp_path_factory):
         assert cli_main([*argv, "--no-tensorboard", "--amp", "off"]) == 0
         assert cli_main(["export", R0, "--format", "safetensors", "--out", "r0.safetensors"]) == 0
         (root / "ckpt_copy.pt").write_bytes((root / R0 / "last.pt").read_bytes())
+        for study, final in (("study_bad_final", '{"note": 1}'), ("study_bad_config", None)):
+            (root / study / "r-s1").mkdir(parents=True)  # a study folder with one broken run
+            for f in ("config.json", "metrics.jsonl"):
+                (root / study / "r-s1" / f).write_bytes((root / R0 / f).read_bytes())
+            if final is None:
+                (root / study / "r-s1" / "config.json").write_text('{"model": ')
+            else:
+                (root / study / "r-s1" / "final.json").write_text(final)
         yield root
     finally:
         os.chdir(old)
@@ -251,6 +259,8 @@ CASES = [
     ("responses-missing", ["responses", "no_such_run"], 2, "no_such_run", {}),
     ("report-on-a-file", ["report", "afile.txt"], 2, "afile.txt", {}),
     ("report-missing", ["report", "no_such_dir"], 2, "no_such_dir", {}),
+    ("report-foreign-final", ["report", "study_bad_final"], 2, "final.json has no train_err", {}),
+    ("report-damaged-config", ["report", "study_bad_config"], 2, "r-s1/config.json", {}),
     # ---- bench, summary
     ("bench-repeat-0", ["bench", "--repeat", "0"], 2, "--repeat", {}),
     ("bench-seconds-negative", ["bench", "--seconds", "-1"], 2, "--seconds", {}),

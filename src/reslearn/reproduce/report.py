@@ -97,24 +97,33 @@ def _read_json(p: Path) -> dict | None:
     return json.loads(p.read_text()) if p.is_file() else None
 
 
+def _read_run(d: Path, cfg: dict) -> Run:
+    """One run's files; a damaged or foreign one is an error naming the run, not a traceback."""
+    try:
+        rows = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        final = _read_json(d / "final.json")
+        if final is not None and ("train_err" not in final or _held_out(final) is None):
+            raise ValueError("final.json has no train_err and test_err (or val_err)")
+        run = Run(
+            d, cfg["model"]["name"], cfg["run"]["seed"], cfg, rows, final, _read_json(d / "responses.json")
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(
+            f"{str(d)!r} is not a run reslearn can report on ({type(e).__name__}: {e})"
+        ) from None
+    return run
+
+
 def collect_runs(out: str | Path) -> list[Run]:
     runs = []
     for d in sorted(Path(out).iterdir()):
-        cfg = _read_json(d / "config.json") if d.is_dir() else None
+        try:
+            cfg = _read_json(d / "config.json") if d.is_dir() else None
+        except ValueError as e:
+            raise ValueError(f"{str(d / 'config.json')!r} is damaged ({e})") from None
         if cfg is None or not (d / "metrics.jsonl").exists():
             continue
-        rows = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines() if x.strip()]
-        runs.append(
-            Run(
-                d,
-                cfg["model"]["name"],
-                cfg["run"]["seed"],
-                cfg,
-                rows,
-                _read_json(d / "final.json"),
-                _read_json(d / "responses.json"),
-            )
-        )
+        runs.append(_read_run(d, cfg))
     return runs
 
 
