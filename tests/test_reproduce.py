@@ -122,6 +122,16 @@ def test_report_from_synthetic_runs(tmp_path):
     assert (tmp_path / "fig7_layer_responses.png").stat().st_size > 10_000
 
 
+def test_an_interim_report_of_unfinished_runs_shows_their_curves_and_no_unknowns(tmp_path):
+    """What benchmarks/study_queue.sh's keep_runs writes for a study that spans sessions."""
+    _fake_run(tmp_path, "resnet20", 1, [45, 25, 15], [47, 30, 19], finished=False)
+    _fake_run(tmp_path, "resnet56", 1, [44, 22, 10], [46, 28, 17], finished=False)
+    md = write_report(tmp_path).read_text()
+    assert "runs: 2 (0 finished)" in md and "unknown" not in md
+    assert "- device, precision: recorded when a run finishes (none has yet)" in md
+    assert "| resnet56 | 0.85M | 0 | unfinished |" in md and "| 300 | 0.1 | 19.00 | 17.00 | -2.00 |" in md
+
+
 def test_depth_trend_finds_where_the_deeper_net_stays_ahead(tmp_path):
     # held-out errors every 100 iterations; resnet56 crosses at 300, falls back at 400 and is
     # ahead again from 500 to the end

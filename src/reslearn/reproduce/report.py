@@ -443,11 +443,15 @@ def _provenance(runs: list[Run]) -> list[str]:
         f"{FAMILY_TEXT[study_family(runs)]['recipe']})",
         f"- seeds: {uniq(r.seed for r in runs)}",
         f"- device: {uniq(f.get('device') for f in finals)}; "
-        f"precision: {uniq(f.get('speed') for f in finals)} (the process that finished each run)",
+        f"precision: {uniq(f.get('speed') for f in finals)} (the process that finished each run)"
+        if finals
+        else "- device, precision: recorded when a run finishes (none has yet)",
         *_where_trained(runs),
         f"- data: {uniq(sources)}",
         f"- reslearn version: {uniq(f.get('version') for f in finals)}, "
-        f"git commit: {uniq(f.get('git_commit') for f in finals)}",
+        f"git commit: {uniq(f.get('git_commit') for f in finals)}"
+        if finals
+        else "- reslearn version, git commit: recorded when a run finishes",
     ]
     if study_family(runs) == "imagenet":
         sizes = uniq(r.config["data"].get("image_size") for r in runs)
