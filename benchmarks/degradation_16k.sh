@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 22's 16k study: `reslearn reproduce cifar` (through benchmarks/degradation_short.py)
-# with resnet20 and resnet56, seeds 1 and 2 (and 3: below), at 16,000 iterations (a quarter of the paper's
-# schedule: lr 0.1, /10 at 8,000 and 12,000, batch 128, all 50,000 training images, the
+# with resnet20 and resnet56, seeds 1 and 2 (and 3: below), at 16,000 iterations (a quarter
+# of the paper's schedule: lr 0.1, /10 at 8,000 and 12,000, batch 128, all 50,000 training images, the
 # test set evaluated every 1,000 iterations). Precision: the engine default (`--amp auto`:
 # bf16 where the CPU's probe measures it faster, fp32 elsewhere; issue 18 showed bf16 trains
 # as well as fp32, docs/bf16-training/).
@@ -11,9 +11,9 @@
 # iterations; SIGTERM writes one of the current iteration first). The study takes more
 # than one session (about 8 core-hours with bf16 hardware, several times that without), and
 # a later session may get another machine, so:
-#   bash benchmarks/degradation_16k.sh --snapshot   # after stopping the workers: copies each
-#        unfinished run's last.pt, config.json, metrics.jsonl into docs/degradation-16k/in-progress/
-#        (committed), where the next session's first call of this script picks them up.
+#   bash benchmarks/degradation_16k.sh --snapshot   # after stopping the workers: keeps each
+#        run in docs/degradation-16k/in-progress/ (committed; benchmarks/study_queue.sh says
+#        what), where the next session's first call of this script picks them up.
 # When all the runs are finished it rebuilds the report and copies it with the figures and
 # every run's metrics (not the weights) to docs/degradation-16k/.
 #

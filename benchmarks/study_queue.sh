@@ -114,9 +114,9 @@ keep_runs() {
 
 # restore_runs OUT FROM ITEM...: a run OUT has neither a checkpoint nor a final.json of comes
 #   back from FROM: unfinished, to continue from its checkpoint; finished (where OUT has no
-#   folder of it at all), so the queue skips it and the report covers it. FROM is what keep_runs kept, or a published report's folder
-#   (publish_study's copy), for a study grown by further runs (a new seed) on a fresh runs/.
-#   No file OUT has is replaced.
+#   folder of it at all), so the queue skips it and the report covers it. FROM is what
+#   keep_runs kept, or a published report's folder (publish_study's copy), for a study grown
+#   by further runs (a new seed) on a fresh runs/. No file OUT has is replaced.
 restore_runs() {
   local out=$1 from=$2 item run
   shift 2

@@ -11,7 +11,7 @@
 # minutes (benchmarks/gpu_check.sh). So this study spans sessions, like the 16k one:
 #   setsid nohup bash benchmarks/table6_64k.sh > runs/table6-64k.log 2>&1 &   # start or resume
 #   pkill -TERM -f degradation_short.py       # stop: each run writes a checkpoint first
-#   bash benchmarks/table6_64k.sh --snapshot  # then keep the unfinished runs in
+#   bash benchmarks/table6_64k.sh --snapshot  # then keep the runs in
 #                                             # docs/table6-64k/in-progress/ (committed)
 # The next call continues the kept runs. Each net is published as it finishes (resnet20-cifar10,
 # resnet56-cifar10: benchmarks/publish_net.py); when both have, the report (with the figures and
