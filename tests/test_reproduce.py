@@ -117,6 +117,11 @@ def test_report_from_synthetic_runs(tmp_path):
         "(gap -1.00 points at 100, narrowest -2.00 at 200, +37.00 at the end, 300)" in md
     )
     assert "| 300 | 0.1 | 21.00 | 58.00 | +37.00 |" in md
+    # the unfinished run is named under the table with its last evaluation, and only it
+    assert (
+        "- resnet56 seed 2: iteration 300 of 300: held-out error 99.00%, training error 90.00%, lr 0.1" in md
+    )
+    assert md.count("Not finished") == 1 and "resnet20 seed" not in md
     assert "JPEG" in md and "abc1234" in md
     assert (tmp_path / "fig6_training_curves.png").stat().st_size > 10_000
     assert (tmp_path / "fig7_layer_responses.png").stat().st_size > 10_000
@@ -129,7 +134,10 @@ def test_an_interim_report_of_unfinished_runs_shows_their_curves_and_no_unknowns
     md = write_report(tmp_path).read_text()
     assert "runs: 2 (0 finished)" in md and "unknown" not in md
     assert "- device, precision: recorded when a run finishes (none has yet)" in md
-    assert "| resnet56 | 0.85M | 0 | unfinished |" in md and "| 300 | 0.1 | 19.00 | 17.00 | -2.00 |" in md
+    assert "| resnet56 | 0.85M | 0 | unfinished | | | | 6.97 | |" in md  # with the paper's number
+    assert "| 300 | 0.1 | 19.00 | 17.00 | -2.00 |" in md
+    assert "- resnet20 seed 1: iteration 300 of 300: held-out error 19.00%" in md
+    assert "- resnet56 seed 1: iteration 300 of 300: held-out error 17.00%, training error 10.00%" in md
 
 
 def test_depth_trend_finds_where_the_deeper_net_stays_ahead(tmp_path):

@@ -478,7 +478,8 @@ def _table_rows(summary: dict[str, ModelSummary], paper_col: str) -> list[str]:
     ]
     for s in summary.values():
         if not s.test_errs:
-            md.append(f"| {s.model} | {s.params / 1e6:.2f}M | 0 | unfinished | | | | | |")
+            p = "-" if s.paper_err is None else s.paper_err
+            md.append(f"| {s.model} | {s.params / 1e6:.2f}M | 0 | unfinished | | | | {p} | |")
             continue
         p = s.paper_err
         each = " / ".join(f"{e:.2f}" for e in s.test_errs)
@@ -490,6 +491,30 @@ def _table_rows(summary: dict[str, ModelSummary], paper_col: str) -> list[str]:
             f"| {f'{s.mean - p:+.2f}' if p is not None else '-'} |"
         )
     return md
+
+
+def _unfinished_lines(runs: list[Run]) -> list[str]:
+    """Where each run that is still training stands (an interim report of a study that spans
+    sessions): its last evaluation, which the table above leaves out until the run finishes."""
+    lines = []
+    for r in sorted(runs, key=lambda r: (_order(r.model), r.seed)):
+        if r.final is not None:
+            continue
+        evals = [row for row in r.metrics if _held_out(row) is not None]
+        total = r.config["optim"].get("iterations")
+        of = f" of {total:,}" if isinstance(total, int) else ""
+        if not evals:
+            lines.append(f"- {r.model} seed {r.seed}: not evaluated yet")
+            continue
+        last = evals[-1]
+        text = f"- {r.model} seed {r.seed}: iteration {last['iteration']:,}{of}: "
+        text += f"held-out error {_held_out(last):.2f}%"
+        if last.get("train_err") is not None:
+            text += f", training error {last['train_err']:.2f}%"
+        lines.append(text + (f", lr {last['lr']:g}" if last.get("lr") is not None else ""))
+    if not lines:
+        return []
+    return ["", "Not finished (not in the table; each run's last evaluation):", "", *lines]
 
 
 def write_report(out: str | Path) -> Path:
@@ -517,6 +542,7 @@ def write_report(out: str | Path) -> Path:
     md += [f"- {v}" for v in verdicts(runs, summary)]
     md += ["", text["table"], ""]
     md += _table_rows(summary, text["paper_col"])
+    md += _unfinished_lines(runs)
     trend = depth_trend(runs)
     if trend is not None:
         md += ["", *_trend_section(trend)]
