@@ -477,17 +477,17 @@ def _table_rows(summary: dict[str, ModelSummary], paper_col: str) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in summary.values():
-        if not s.test_errs:
-            p = "-" if s.paper_err is None else s.paper_err
-            md.append(f"| {s.model} | {s.params / 1e6:.2f}M | 0 | unfinished | | | | {p} | |")
-            continue
         p = s.paper_err
+        paper_cell = p if p is not None else "-"
+        if not s.test_errs:
+            md.append(f"| {s.model} | {s.params / 1e6:.2f}M | 0 | unfinished | | | | {paper_cell} | |")
+            continue
         each = " / ".join(f"{e:.2f}" for e in s.test_errs)
         if len(s.test_errs) > 1:
             each += f" ({max(s.test_errs) - min(s.test_errs):.2f})"
         md.append(
             f"| {s.model} | {s.params / 1e6:.2f}M | {len(s.test_errs)} | {s.mean:.2f} +- {s.std:.2f} "
-            f"| {s.best:.2f} | {each} | {s.train_mean:.2f} | {p if p is not None else '-'} "
+            f"| {s.best:.2f} | {each} | {s.train_mean:.2f} | {paper_cell} "
             f"| {f'{s.mean - p:+.2f}' if p is not None else '-'} |"
         )
     return md
