@@ -18,7 +18,7 @@ from reslearn.reproduce import (
     verdicts,
     write_report,
 )
-from reslearn.reproduce.report import stretches
+from reslearn.reproduce.report import plot_training_curves, stretches
 from reslearn.train import read_metrics, train
 
 from .helpers import train_cfg, write_pickle_cifar
@@ -125,6 +125,20 @@ def test_report_from_synthetic_runs(tmp_path):
     assert "JPEG" in md and "abc1234" in md
     assert (tmp_path / "fig6_training_curves.png").stat().st_size > 10_000
     assert (tmp_path / "fig7_layer_responses.png").stat().st_size > 10_000
+
+
+def test_figure6_draws_a_panel_only_for_the_kinds_of_net_a_study_has(tmp_path):
+    """A ResNet-only study (the 16k and 64k ones) gets one panel, not an empty plain one."""
+    _fake_run(tmp_path / "res", "resnet20", 1, [45, 25], [47, 30])
+    _fake_run(tmp_path / "res", "resnet56", 1, [44, 22], [46, 28])
+    assert plot_training_curves(collect_runs(tmp_path / "res"), tmp_path / "a.png") == ["ResNets"]
+    _fake_run(tmp_path / "both", "plain20", 1, [45, 25], [47, 30])
+    _fake_run(tmp_path / "both", "resnet20", 1, [44, 22], [46, 28])
+    titles = plot_training_curves(collect_runs(tmp_path / "both"), tmp_path / "b.png")
+    assert titles == ["plain networks", "ResNets"]
+    _fake_run(tmp_path / "plain", "plain20", 1, [45, 25], [47, 30])
+    assert plot_training_curves(collect_runs(tmp_path / "plain"), tmp_path / "c.png") == ["plain networks"]
+    assert all((tmp_path / f).stat().st_size > 10_000 for f in ("a.png", "b.png", "c.png"))
 
 
 def test_an_interim_report_of_unfinished_runs_shows_their_curves_and_no_unknowns(tmp_path):

@@ -332,16 +332,23 @@ def _colors(names: list[str]) -> dict[str, str]:
     return {n: by_depth[get_model_spec(n).depth] for n in names}
 
 
-def plot_training_curves(runs: list[Run], path: Path) -> None:
-    """Figure 6: training error (dashed) and test error (bold) vs iterations."""
+def plot_training_curves(runs: list[Run], path: Path) -> list[str]:
+    """Figure 6: training error (dashed) and test error (bold) vs iterations.
+
+    One panel per kind of net the runs hold (plain left, ResNets right, as the paper draws
+    them); a study of one kind gets one panel, not an empty one beside it. Returns the
+    panels' titles, in order.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     colors = _colors([r.model for r in runs])
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
-    for ax, plain in zip(axes, (True, False)):
+    kinds = [plain for plain in (True, False) if any(r.plain == plain for r in runs)] or [False]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(6.5 * len(kinds), 4.8), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, plain in zip(axes, kinds):
         seen = set()
         for r in sorted((r for r in runs if r.plain == plain), key=lambda r: _order(r.model)):
             it = [m["iteration"] for m in r.metrics]
@@ -363,6 +370,7 @@ def plot_training_curves(runs: list[Run], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return ["plain networks" if plain else "ResNets" for plain in kinds]
 
 
 def plot_responses(runs: list[Run], path: Path) -> None:
