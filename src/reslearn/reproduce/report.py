@@ -348,7 +348,8 @@ def plot_training_curves(runs: list[Run], path: Path) -> list[str]:
     kinds = [plain for plain in (True, False) if any(r.plain == plain for r in runs)] or [False]
     fig, axes = plt.subplots(1, len(kinds), figsize=(6.5 * len(kinds), 4.8), sharey=True, squeeze=False)
     axes = axes[0]
-    for ax, plain in zip(axes, kinds):
+    titles = ["plain networks" if plain else "ResNets" for plain in kinds]
+    for ax, plain, title in zip(axes, kinds, titles):
         seen = set()
         for r in sorted((r for r in runs if r.plain == plain), key=lambda r: _order(r.model)):
             it = [m["iteration"] for m in r.metrics]
@@ -361,7 +362,7 @@ def plot_training_curves(runs: list[Run], path: Path) -> list[str]:
                 te = [(m["iteration"], m["val_err"]) for m in r.metrics if "val_err" in m]
             if te:
                 ax.plot(*zip(*te), "-", color=c, lw=2.2, label=label)
-        ax.set_title("plain networks" if plain else "ResNets")
+        ax.set_title(title)
         ax.set_xlabel("iterations")
         ax.grid(alpha=0.3)
         if seen:
@@ -370,7 +371,7 @@ def plot_training_curves(runs: list[Run], path: Path) -> list[str]:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return ["plain networks" if plain else "ResNets" for plain in kinds]
+    return titles
 
 
 def plot_responses(runs: list[Run], path: Path) -> None:
