@@ -16,19 +16,31 @@
 # The next call continues the kept runs. Each net is published as it finishes (resnet20-cifar10,
 # resnet56-cifar10: benchmarks/publish_net.py); when both have, the report (with the figures and
 # each run's metrics, not the weights) goes to docs/table6-64k/.
+#
+# More seeds put a seed range on the rows: SEEDS="1 2 3" bash benchmarks/table6_64k.sh (the
+# default is seed 1, the published nets'). The finished seed-1 runs come back from
+# docs/table6-64k on a fresh runs/, so only the new runs train, and the report is rebuilt
+# over all of them; each resnet56 seed is about 11 hours of one core on machine (I).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benchmarks/study_queue.sh
 out=runs/table6-64k
 kept=docs/table6-64k/in-progress
-queue=(resnet56:1 resnet20:1)  # longest first
+read -ra seeds <<<"${SEEDS:-1}"
+queue=()
+for s in "${seeds[@]}"; do
+  [[ "$s" =~ ^[1-9][0-9]*$ ]] || { echo "SEEDS must be positive integers, e.g. SEEDS=\"1 2 3\"; got '$s'" >&2; exit 2; }
+  queue+=("resnet56:$s")
+done
+for s in "${seeds[@]}"; do queue+=("resnet20:$s"); done  # longest first
 mkdir -p "$out"
 
 if [[ "${1:-}" == "--snapshot" ]]; then
   keep_runs "$out" "$kept" "${queue[@]}"
   exit 0
 fi
-restore_runs "$out" "$kept" "${queue[@]}"
+restore_runs "$out" "$kept" "${queue[@]}"  # runs an earlier session kept continue from there
+restore_runs "$out" docs/table6-64k "${queue[@]}"  # and the finished ones, from the report
 
 # Issue 22 item 3: a finished net joins the model zoo (src/reslearn/weights, committed) as
 # NAME-cifar10, its test error measured by `reslearn eval`, as soon as its run finishes: a

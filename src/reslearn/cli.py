@@ -40,8 +40,9 @@ def _cmd_zoo(a: argparse.Namespace) -> int:
             f"{e['iteration']} ({e['data']}); {e['file']}, {e['bytes'] / 1e6:.1f} MB, sha256 {e['sha256']}"
             + (f"\n  {e['note']}" if e.get("note") else "")
         )
-    if nets:
-        n, m = nets[0]["name"], nets[0]["model"]
+    if nets:  # the example names the best measured net, the one a user most likely wants
+        best = min(nets, key=lambda e: e["test_err"])
+        n, m = best["name"], best["model"]
         print(
             f"\nuse one by its name: reslearn predict {n} IMAGE...; reslearn eval {n} --data-dir DIR; "
             f"reslearn train --model {m} --init {n} --data-dir DIR (fine-tune); reslearn.load({n!r})"
