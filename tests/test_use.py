@@ -312,3 +312,23 @@ def test_each_published_net_loads_verified_and_classifies_real_test_images(name,
         predicted = model(batch).argmax(1)
     err = 100 * (predicted != torch.tensor([i for i, _ in files])).float().mean().item()
     assert err < max(30.0, 2 * entry["test_err"]), f"{name}: {err:.1f}% wrong of {len(files)}"
+
+
+def test_the_readme_zoo_table_lists_every_published_net_with_its_measured_error():
+    """The README's model zoo table is what users read first: each net in
+    weights/index.json has a row there with the error the index records, and the table
+    names no net the index lacks (a row left behind when a net is renamed or withdrawn)."""
+    from reslearn import published
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("**Trained nets.**") :]  # the model zoo's published nets
+    section = section[: section.index("\n## ")]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) > 3 and cells[0].startswith("`") and cells[0].endswith("`"):
+            rows[cells[0].strip("`")] = cells
+    entries = {e["name"]: e for e in published.index()}
+    assert set(rows) == set(entries), f"README rows {sorted(rows)} vs published {sorted(entries)}"
+    for name, e in entries.items():
+        assert rows[name][1] == e["model"] and rows[name][3] == f"{e['test_err']:.2f}", (name, rows[name])
