@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import statistics
 from pathlib import Path
 
@@ -36,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from originals import cifar10_dir  # benchmarks/originals.py: the original CIFAR-10
 from reslearn.data import load_cifar10
 from reslearn.data.augment import fit_normalizer, random_crop_flip
 from reslearn.data.base import epoch_permutation
@@ -97,7 +97,7 @@ def main() -> None:
     p.add_argument("--model", default="resnet56")
     p.add_argument("--json", default=None)
     a = p.parse_args()
-    root = Path(os.environ.get("RESLEARN_DATA_ROOT", "../shared/data")) / "cifar10-jpeg"
+    root = cifar10_dir()
     arrays = load_cifar10(root, download=False)
     normalizer = fit_normalizer(arrays.train_x, "pixel")
     results = []

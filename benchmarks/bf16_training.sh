@@ -19,10 +19,11 @@ source benchmarks/study_queue.sh
 R=${RESLEARN:-.venv/bin/reslearn}
 out=runs/bf16-training
 queue=(off:1 off:2 bf16:1 bf16:2)  # fp32 first: the slower runs
+data=$($PY benchmarks/originals.py)  # the original CIFAR-10 (docs/bf16-training was measured on the JPEG copy)
 
 train_one() {
   $R train --auto-resume --out "$out/$1-s$2" --model resnet20 \
-    --data-dir "$RESLEARN_DATA_ROOT/cifar10-jpeg" --epochs 8 --milestones 0.5,0.75 \
+    --data-dir "$data" --epochs 8 --milestones 0.5,0.75 \
     --channels-last on --amp "$1" --seed "$2" --threads 1 --progress log --no-tensorboard
 }
 

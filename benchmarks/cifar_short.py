@@ -1,5 +1,5 @@
 """Short CIFAR-10 benchmark (issue 3): resnet20, 2,000 iterations, the paper's recipe
-scaled (lr 0.1, /10 at 1,000 and 1,500), on the JPEG copy of CIFAR-10.
+scaled (lr 0.1, /10 at 1,000 and 1,500), on the original CIFAR-10 (benchmarks/originals.py).
 
 Usage: RESLEARN_DATA_ROOT=../shared/data python benchmarks/cifar_short.py [--iterations N]
 Prints the test error and the training throughput; the run directory keeps metrics.jsonl.
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import time
-from pathlib import Path
 
 import torch
 
+from originals import cifar10_dir  # benchmarks/originals.py: the original CIFAR-10
 from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, read_metrics, train
 
 
@@ -28,8 +27,7 @@ def main() -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default=None)
     a = p.parse_args()
-    root = os.environ.get("RESLEARN_DATA_ROOT", "../shared/data")
-    data_dir = a.data_dir or str(Path(root) / "cifar10-jpeg")
+    data_dir = a.data_dir or str(cifar10_dir())
     out = a.out or f"runs/bench-{a.model}-{a.iterations}-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = TrainConfig(
         ModelConfig(a.model),
@@ -54,7 +52,7 @@ def main() -> None:
             torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
         ),
         "threads": torch.get_num_threads(),
-        "data": data_dir + " (JPEG q75 re-encoding of CIFAR-10, not the original pixels)",
+        "data": data_dir,
         "run_dir": str(run),
         "per_eval": [{k: r[k] for k in ("iteration", "train_err", "test_err")} for r in rows],
     }

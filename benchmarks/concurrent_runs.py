@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from originals import cifar10_dir  # benchmarks/originals.py: the original CIFAR-10
 from reslearn.threads import cpu_count
 
 
@@ -56,7 +57,7 @@ def main() -> None:
     p.add_argument("--model", default="resnet20")
     p.add_argument("--iterations", type=int, default=80)
     a = p.parse_args()
-    data = Path(os.environ.get("RESLEARN_DATA_ROOT", "../shared/data")) / "cifar10-jpeg"
+    data = cifar10_dir()
     cores = cpu_count()
     variants = {f"all cores each (--threads {cores}, the old default)": ["--threads", str(cores)], "auto": []}
     print(f"{a.model}, {a.iterations} iterations of batch 128 per job, {cores} cores")

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Measured on the shared JPEG copy of CIFAR-10 (--jpeg below): kept to re-check those results.
+# The originals' studies: benchmarks/table6.sh.
 # Issue 22's 16k study: `reslearn reproduce cifar` (through benchmarks/degradation_short.py)
 # with resnet20 and resnet56, seeds 1 and 2 (and 3: below), at 16,000 iterations (a quarter
 # of the paper's schedule: lr 0.1, /10 at 8,000 and 12,000, batch 128, all 50,000 training images, the
@@ -41,7 +43,7 @@ restore_runs "$out" "$kept" "${queue[@]}"  # runs an earlier session kept contin
 restore_runs "$out" docs/degradation-16k "${queue[@]}"  # and the finished seeds, from the report
 
 train_one() {
-  $PY benchmarks/degradation_short.py --iterations 16000 --eval-every 1000 --out "$out" --models "$1" --seeds "$2"
+  $PY benchmarks/degradation_short.py --jpeg --iterations 16000 --eval-every 1000 --out "$out" --models "$1" --seeds "$2"
 }
 
 run_queue "$out" train_one "${queue[@]}" || exit 0

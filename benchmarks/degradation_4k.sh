@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Measured on the shared JPEG copy of CIFAR-10 (--jpeg below): kept to re-check those results.
+# The originals' studies: benchmarks/table6.sh.
 # Issue 13's 4k study: `reslearn reproduce cifar` (through benchmarks/degradation_short.py)
 # with plain20, plain56, resnet20, resnet56 at 4,000 iterations (the recipe scaled: lr /10
 # at 2,000 and 3,000), seed 1 for every net and seed 2 for the ResNets.
@@ -20,7 +22,7 @@ out=runs/degradation-4k
 queue=(plain56:1 resnet56:1 resnet56:2 plain20:1 resnet20:1 resnet20:2)
 
 train_one() {
-  $PY benchmarks/degradation_short.py --iterations 4000 --eval-every 400 --out "$out" --models "$1" --seeds "$2"
+  $PY benchmarks/degradation_short.py --jpeg --iterations 4000 --eval-every 400 --out "$out" --models "$1" --seeds "$2"
 }
 
 run_queue "$out" train_one "${queue[@]}" || exit 0

@@ -10,12 +10,12 @@ Usage: RESLEARN_DATA_ROOT=../shared/data python benchmarks/end_to_end.py [--iter
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from pathlib import Path
 
 import torch
 
+from originals import cifar10_dir  # benchmarks/originals.py: the original CIFAR-10
 from reslearn.bench import bench_model
 from reslearn.speed import select_device
 from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, read_metrics, train
@@ -28,7 +28,7 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     a = p.parse_args()
     dev = select_device(a.device)
-    data = Path(os.environ.get("RESLEARN_DATA_ROOT", "../shared/data")) / "cifar10-jpeg"
+    data = cifar10_dir()
     # The bench step (reslearn bench's protocol, fast path alone) before and after the loop,
     # so that a drift of the machine during the loop shows up as a before/after gap.
     before = bench_model(a.model, dev, 128, ("reslearn",))[0].train_img_s

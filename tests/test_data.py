@@ -144,7 +144,21 @@ def test_the_mean_image_is_the_correctly_rounded_exact_mean():
     assert torch.allclose(ch.std.flatten().double(), d.std(1), rtol=1e-6)
 
 
+def test_original_cifar10_is_read_from_its_canonical_batches(cifar10):
+    """The project's CIFAR-10 (the official python batches, unpacked from the shared
+    lossless copy) through the cifar10 data set: pickle format, the official class names
+    and order, 5,000 and 1,000 images a class."""
+    a = load_cifar10(cifar10, download=False)
+    assert a.format == "pickle" and a.classes[0] == "airplane" and a.classes[-1] == "truck"
+    assert a.train_x.shape == (50_000, 3, 32, 32) and a.test_x.shape == (10_000, 3, 32, 32)
+    assert a.train_y.bincount().tolist() == [5000] * 10
+    assert a.test_y.bincount().tolist() == [1000] * 10
+    # The official test_batch starts with a cat, then two ships (batches.meta's order).
+    assert a.test_y[:3].tolist() == [3, 8, 8]
+
+
 def test_shared_cifar10_jpeg(shared_data, monkeypatch):
+    """The JPEG copy stays as the test of the image-folder path on a full-size tree."""
     monkeypatch.delenv("RESLEARN_CACHE_DIR")  # reuse the user's cache across runs
     a = load_cifar10(shared_data / "cifar10-jpeg", download=False)
     assert a.format == "imagefolder" and a.classes[0] == "airplane" and a.classes[-1] == "truck"

@@ -16,11 +16,11 @@ THREADS = 2  # fixed: the thread count is part of what decides fp32's last bits
 
 
 @pytest.mark.data
-def test_resnet20_fp32_on_real_data_matches_its_reference(shared_data, tmp_path):
-    """60 fp32 iterations of resnet20 on the shared CIFAR-10 copy: to the last bit where
+def test_resnet20_fp32_on_real_data_matches_its_reference(cifar10, tmp_path):
+    """60 fp32 iterations of resnet20 on the original CIFAR-10: to the last bit where
     these kernels made the reference, inside the measured cross-kind band elsewhere."""
     ref = json.loads((REGRESSION / "resnet20_cpu_fp32_60it.json").read_text())
-    args = [a.replace("{RESLEARN_DATA_ROOT}", str(shared_data)) for a in ref["args"]]
+    args = [a.replace("{RESLEARN_CIFAR10}", str(cifar10)) for a in ref["args"]]
     out = tmp_path / "r"
     argv = args + ["--out", str(out), "--threads", str(THREADS), "--progress", "none", "--no-tensorboard"]
     assert cli_main(argv) == 0
