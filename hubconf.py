@@ -1,9 +1,10 @@
 """torch.hub entry points: ``torch.hub.load("<owner>/reslearn" or a local checkout, "resnet56")``.
 
 Every registered network is an entry point that builds it (paper defaults; keyword
-options as ``reslearn.create_model``). ``pretrained=True`` returns the net's published
-weights (``reslearn zoo``: files in the repository, sha256-checked), in eval mode; for a
-net with none published it is refused with a clear message.
+options as ``reslearn.create_model``). ``pretrained=True`` returns the net's best published
+weights (``reslearn zoo``: files in the repository, sha256-checked; a net trained on the
+original CIFAR-10 before one trained on a lossy copy), in eval mode; for a net with none
+published it is refused with a clear message.
 """
 
 import os

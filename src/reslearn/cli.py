@@ -29,7 +29,7 @@ def _cmd_list(a: argparse.Namespace) -> int:
 
 
 def _cmd_zoo(a: argparse.Namespace) -> int:
-    from .published import index
+    from .published import index, rank
 
     nets = index()
     if not nets:
@@ -37,11 +37,17 @@ def _cmd_zoo(a: argparse.Namespace) -> int:
     for e in nets:
         print(
             f"{e['name']}: {e['model']}, {e['split']} top-1 error {e['test_err']:.2f}% at iteration "
-            f"{e['iteration']} ({e['data']}); {e['file']}, {e['bytes'] / 1e6:.1f} MB, sha256 {e['sha256']}"
+            f"{e['iteration']} ({e['data']})"
+            + (
+                f", {e['test_err_original']:.2f}% on the original test set"
+                if "test_err_original" in e
+                else ""
+            )
+            + f"; {e['file']}, {e['bytes'] / 1e6:.1f} MB, sha256 {e['sha256']}"
             + (f"\n  {e['note']}" if e.get("note") else "")
         )
     if nets:  # the example names the best measured net, the one a user most likely wants
-        best = min(nets, key=lambda e: e["test_err"])
+        best = min(nets, key=rank)
         n, m = best["name"], best["model"]
         print(
             f"\nuse one by its name: reslearn predict {n} IMAGE...; reslearn eval {n} --data-dir DIR; "
@@ -342,7 +348,9 @@ def _cmd_bench(a: argparse.Namespace) -> int:
     if not models:
         raise ValueError(f"--models is empty: {a.models!r}")
     modes = tuple(m.strip() for m in a.modes.split(",") if m.strip())
-    out = output_file(a.json, overwrite=a.overwrite, flag="--json", log=print) if a.json else None
+    out = None
+    if a.json:
+        out = output_file(a.json, kind="bench", overwrite=a.overwrite, flag="--json", log=print)
     with _thread_job(a):
         rows = run_bench(models, a.device, a.batch_size, modes=modes, repeat=a.repeat, seconds=a.seconds)
     print(format_table(rows))

@@ -1,4 +1,4 @@
-"""Trained nets published with reslearn: ``reslearn.load("resnet56-cifar10")``,
+"""Trained nets published with reslearn: ``reslearn.load("resnet56-cifar10-jpeg")``,
 ``torch.hub.load(..., "resnet56", pretrained=True)``, ``reslearn zoo``.
 
 Each net is a safetensors export (no pickle) in ``reslearn/weights/`` listed in
@@ -21,7 +21,20 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 def index(weights_dir: Path | None = None) -> list[dict]:
     """The published nets: [{"name", "model", "dataset", "file", "sha256", "test_err", ...}]."""
     path = (weights_dir or WEIGHTS_DIR) / "index.json"
-    return json.loads(path.read_text())["nets"] if path.is_file() else []
+    if not path.is_file():
+        return []
+    try:
+        nets = json.loads(path.read_text())["nets"]
+        if not all(
+            isinstance(e, dict) and {"name", "model", "file", "sha256", "test_err"} <= set(e) for e in nets
+        ):
+            raise TypeError("an entry lacks name, model, file, sha256 or test_err")
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(
+            f"{str(path)!r}, the index of the published nets, is damaged ({type(e).__name__}); "
+            f"reinstall reslearn"
+        ) from None
+    return nets
 
 
 def sha256(path: Path) -> str:
@@ -33,7 +46,7 @@ def sha256(path: Path) -> str:
 
 
 def find(name: str, weights_dir: Path | None = None) -> dict | None:
-    """The entry called ``name`` ("resnet56-cifar10"), or None."""
+    """The entry called ``name`` ("resnet56-cifar10-jpeg"), or None."""
     return next((e for e in index(weights_dir) if e["name"] == name), None)
 
 
@@ -56,10 +69,22 @@ def published_file(name: str, weights_dir: Path | None = None) -> Path:
     return path
 
 
+def on_originals(entry: dict) -> bool:
+    """Trained on the original CIFAR-10 (the official python batches), not a lossy copy."""
+    return entry.get("data", "").startswith("pickle:cifar-10")
+
+
+def rank(entry: dict) -> tuple[bool, float]:
+    """Best first: nets trained on the original CIFAR-10 before those trained on a copy,
+    then by the error on the original test set (``test_err_original`` where the net's own
+    test set was another)."""
+    return (not on_originals(entry), entry.get("test_err_original", entry["test_err"]))
+
+
 def for_model(model: str, weights_dir: Path | None = None) -> dict | None:
-    """The published net of architecture ``model`` (the best measured one), for torch.hub."""
+    """The published net of architecture ``model`` for torch.hub: the best (:func:`rank`)."""
     nets = [e for e in index(weights_dir) if e["model"] == model]
-    return min(nets, key=lambda e: e["test_err"]) if nets else None
+    return min(nets, key=rank) if nets else None
 
 
 # ---------------------------------------------------------------- any trained net
