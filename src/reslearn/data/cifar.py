@@ -24,6 +24,7 @@ import torch
 
 from ..io import atomic_torch_save, cache_dir
 from .folders import IMAGE_EXTS, DataError, class_folders, decode_rgb, labelled_files
+from .safe_pickle import DataPickleRefused, load_pickle
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"  # published with the archive
@@ -198,13 +199,14 @@ download_cifar10 = download_cifar  # the CIFAR-10 archive is the default
 def _read_pickle_batch(path: Path, key: str, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """(images (N, 3, 32, 32) uint8, labels (N,)) of one pickle file; ``key``: its labels."""
     try:
-        with open(path, "rb") as f:
-            entry = pickle.load(f, encoding="latin1")
+        entry = load_pickle(path)
         raw = np.asarray(entry["data"], dtype=np.uint8)
         if raw.ndim != 2 or raw.shape[1] != 3 * 32 * 32:
             raise ValueError(f"'data' has shape {raw.shape}, expected (N, 3072)")
         data = raw.reshape(-1, 3, 32, 32)
         labels = np.asarray(entry[key], dtype=np.int64)
+    except DataPickleRefused:
+        raise
     except Exception as e:  # truncated file, wrong format, missing keys
         raise DataError(f"{str(path)!r} is not a readable CIFAR batch: {type(e).__name__} {e}") from e
     if len(data) != len(labels):
@@ -223,8 +225,9 @@ def _class_names(d: Path, archive: CifarArchive, labels: str) -> tuple[str, ...]
             raise DataError(f"{str(meta)!r} is missing: the class names of {archive.name} are in it")
         return CIFAR10_CLASSES
     try:
-        with open(meta, "rb") as f:
-            return tuple(pickle.load(f, encoding="latin1")[archive.names_key(labels)])
+        return tuple(load_pickle(meta)[archive.names_key(labels)])
+    except DataPickleRefused:
+        raise
     except Exception as e:
         raise DataError(
             f"{str(meta)!r} is not a readable {archive.name} meta file: {type(e).__name__} {e}"
