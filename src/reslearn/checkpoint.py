@@ -22,6 +22,7 @@ from torch import nn
 
 from .io import atomic_torch_save
 from .models import get_model_spec
+from .rundir import LAST, PREV
 
 CHECKPOINT_FORMAT = "reslearn-checkpoint"
 # 3: the net's spec and create_model options are derived from the config and the classes,
@@ -168,11 +169,12 @@ def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint file, or a run directory holding last.pt."""
     p = Path(path).expanduser()
     if p.is_dir():
-        if not (p / "last.pt").is_file() and (p / "prev.pt").is_file():
+        if not (p / LAST).is_file() and (p / PREV).is_file():
             raise CheckpointError(
-                f"{str(p)!r} has no last.pt but a previous checkpoint: use --resume {p / 'prev.pt'}"
+                f"{str(p)!r} has no last.pt, only the checkpoint before it (its last save did not "
+                f"finish): name that file, {p / PREV}, where you named the run"
             )
-        p = p / "last.pt"
+        p = p / LAST
     if not p.is_file():
         raise CheckpointError(
             f"no checkpoint at {str(path)!r} (expected a .pt file or a run dir with last.pt)"
@@ -268,8 +270,15 @@ def read_safetensors(p: Path) -> Checkpoint:
         with safe_open(str(p), framework="pt") as f:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:
-        raise CheckpointError(f"{str(p)!r} is not a readable safetensors file: {e}") from e
+    except Exception as e:  # safetensors' own text ("header too large") says little to a user
+        with open(p, "rb") as fh:
+            head = fh.read(4)
+        what = (
+            "it is a PyTorch (zip) file: name it .pt"
+            if head.startswith(b"PK")
+            else "it is damaged, truncated or of another format"
+        )
+        raise CheckpointError(f"{str(p)!r} is not a readable safetensors file: {what}") from e
     try:
         if "reslearn" in meta:  # format 2: one JSON entry
             meta = json.loads(meta["reslearn"])

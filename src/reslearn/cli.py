@@ -449,7 +449,18 @@ def _cmd_responses(a: argparse.Namespace) -> int:
     from .speed import select_device
 
     dev = select_device(a.device)
-    out = output_file(a.out, overwrite=a.overwrite, reading=a.checkpoints, log=print) if a.out else None
+    out = (
+        output_file(
+            a.out,
+            kind="responses",
+            overwrite=a.overwrite,
+            reading=a.checkpoints,
+            inside=[a.data_dir] if a.data_dir else [],
+            log=print,
+        )
+        if a.out
+        else None
+    )
     results = []
     for ck in a.checkpoints:
         res = checkpoint_responses(ck, dev, a.data_dir)
@@ -578,6 +589,9 @@ def main(argv: list[str] | None = None) -> int:
     from .train.faults import Interrupted, RunError
 
     try:
+        from . import environ
+
+        environ.check()  # every variable reslearn reads, as strictly as its flags
         return args.fn(args)
     except ValueError as e:  # bad user input: one clear line, no traceback
         print(f"reslearn {args.command}: error: {e}", file=sys.stderr)

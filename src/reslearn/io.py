@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import stat
 import tempfile
@@ -11,13 +12,16 @@ from pathlib import Path
 
 import torch
 
+from . import environ
+from .rundir import CHECKPOINT_NAMES, run_dir_above
+
 
 def cache_dir() -> Path:
     """Where reslearn keeps what it can rebuild (decoded data sets, mean images, the bf16
     probe): RESLEARN_CACHE_DIR, else $XDG_CACHE_HOME/reslearn, else ~/.cache/reslearn."""
-    env = os.environ.get("RESLEARN_CACHE_DIR")
+    env = environ.get("RESLEARN_CACHE_DIR")
     if env:
-        return Path(env).expanduser()
+        return env
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "reslearn"
 
@@ -76,7 +80,6 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 # ---------------------------------------------------------------- what reslearn may write over
-CHECKPOINT_NAMES = ("last.pt", "prev.pt")
 
 
 def is_reslearn_checkpoint(path: Path) -> bool:
@@ -94,11 +97,70 @@ def is_reslearn_checkpoint(path: Path) -> bool:
         return False
 
 
-def output_file(path, *, overwrite: bool = False, reading=(), flag: str = "--out", log=None) -> Path:
-    """The one rule for a file reslearn writes where the user says (issue 19): the folder
-    must exist (reslearn creates none outside what the user named); never over the input
-    being read, nor over a reslearn checkpoint; over any other existing file only with
-    ``--overwrite``, saying so. Every refusal names the path and the flag."""
+def _json_with(key: str):
+    def check(path: Path) -> bool:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return False
+        rows = data if isinstance(data, list) else [data]
+        return bool(rows) and all(isinstance(r, dict) and key in r for r in rows)
+
+    return check
+
+
+def _safetensors_of_reslearn(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(n)) if 0 < n < 1 << 26 else {}
+    except (OSError, ValueError):
+        return False
+    return isinstance(header, dict) and "reslearn" in (header.get("__metadata__") or {})
+
+
+def _onnx_of_reslearn(path: Path) -> bool:
+    try:
+        import onnx
+
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception:  # not ONNX at all (onnx raises its own and protobuf's errors)
+        return False
+    return [i.name for i in graph.input][:1] == ["image"] and [o.name for o in graph.output] == ["logits"]
+
+
+def _torchscript(path: Path) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names)
+
+
+OUTPUT_KINDS = {
+    "safetensors": ("a safetensors export of reslearn", _safetensors_of_reslearn),
+    "onnx": ("an ONNX export of reslearn (input 'image', output 'logits')", _onnx_of_reslearn),
+    "torchscript": ("a TorchScript archive", _torchscript),
+    "responses": ("a reslearn responses file", _json_with("std")),
+    "bench": ("a reslearn bench file", _json_with("train_img_s")),
+    "checkpoint": ("a reslearn checkpoint", lambda p: False),  # never replaced (below)
+}
+"""What ``--overwrite`` may replace, per kind of output: a file of the same kind that
+reslearn writes (issue 32); anything else at that path is the user's and stays."""
+
+
+def output_file(
+    path, *, kind: str, overwrite: bool = False, reading=(), inside=(), flag: str = "--out", log=None
+) -> Path:
+    """The one rule for a file reslearn writes where the user says (issues 19, 32): the
+    folder must exist (reslearn creates none outside what the user named); never inside a
+    run folder (a run's files are written by train alone), inside the installed package or
+    inside a folder of ``inside`` (the data being read), never over the input being read,
+    nor over a checkpoint; over an existing file only with ``--overwrite`` and only when it
+    is of ``kind`` (:data:`OUTPUT_KINDS`), saying so. Every refusal names the path and the flag."""
     p = Path(path).expanduser()
     if p.is_dir():
         raise ValueError(f"{flag} {str(path)!r} is a folder; give a file name")
@@ -112,6 +174,19 @@ def output_file(path, *, overwrite: bool = False, reading=(), flag: str = "--out
             f"{flag} {str(path)!r}: {', '.join(CHECKPOINT_NAMES)} are the names of a run's checkpoints; "
             f"reslearn writes nothing else under them (choose another name)"
         )
+    run = run_dir_above(p.parent)
+    if run is not None:
+        raise ValueError(
+            f"{flag} {str(path)!r} is inside the run folder {str(run)!r}, whose files only "
+            f"reslearn train writes; choose a path outside it"
+        )
+    where = p.parent.resolve()
+    package = Path(__file__).resolve().parent
+    folders = [(package, "the installed reslearn package")] + [(Path(d), "the data folder") for d in inside]
+    for d, what in folders:
+        d = d.expanduser().resolve()
+        if where == d or d in where.parents:
+            raise ValueError(f"{flag} {str(path)!r} is inside {what} {str(d)!r}; choose a path outside it")
     if p.exists():
         for r in reading:
             if Path(r).exists() and os.path.samefile(p, r):
@@ -123,6 +198,12 @@ def output_file(path, *, overwrite: bool = False, reading=(), flag: str = "--out
             )
         if not overwrite:
             raise ValueError(f"{flag} {str(path)!r} exists; add --overwrite to replace it")
+        what, same = OUTPUT_KINDS[kind]
+        if not same(p):
+            raise ValueError(
+                f"{flag} {str(path)!r} exists and is not {what}; --overwrite replaces only a file "
+                f"reslearn wrote of the kind it writes there (choose another name)"
+            )
         if log is not None:
             log(f"replacing {p} (--overwrite)")
     if not os.access(p.parent, os.W_OK):
@@ -138,12 +219,7 @@ to 432 MB and cost 2 GB on the way. RESLEARN_MAX_PIXELS sets another limit."""
 
 
 def max_pixels() -> int:
-    raw = os.environ.get("RESLEARN_MAX_PIXELS")
-    if raw is None:
-        return DEFAULT_MAX_PIXELS
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"RESLEARN_MAX_PIXELS must be a positive integer, got {raw!r}")
-    return int(raw)
+    return environ.get("RESLEARN_MAX_PIXELS", DEFAULT_MAX_PIXELS)
 
 
 def open_image(path):

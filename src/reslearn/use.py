@@ -92,7 +92,7 @@ def export(path: str | Path, fmt: str, out: str | Path, overwrite: bool = False)
     if fmt not in ("onnx", "torchscript", "safetensors"):
         raise ValueError(f"unknown export format {fmt!r}; one of onnx, torchscript, safetensors")
     src = trained_file(path)  # resolved (and a published file's sha256 checked) once
-    out = output_file(out, overwrite=overwrite, reading=[src], log=print)
+    out = output_file(out, kind=fmt, overwrite=overwrite, reading=[src], log=print)
     ckpt = read_trained(src)
     model = build_model(ckpt).eval()
     x = torch.zeros(1, 3, input_size(ckpt.config), input_size(ckpt.config))
@@ -150,7 +150,7 @@ def import_torchvision(weights: str | Path, model: str, out: str | Path, overwri
     p = Path(weights).expanduser()
     if not p.is_file():
         raise ValueError(f"no weights file at {str(weights)!r}")
-    out = output_file(out, overwrite=overwrite, reading=[p], log=print)
+    out = output_file(out, kind="checkpoint", overwrite=overwrite, reading=[p], log=print)
     state = read_torchvision_weights(p)
     net = create_model(model, variant="v1.5", shortcut="B")
     want = net.state_dict()

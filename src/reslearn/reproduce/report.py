@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import paper
 from ..models import ModelSpec, create_model, get_model_spec
+from ..rundir import METRICS, read_metrics
 
 
 @dataclass
@@ -67,6 +68,13 @@ class ModelSummary:
             return paper.TABLE2_TOP1.get(self.model)
         return paper.TABLE6_TEST_ERR.get(spec.depth) if spec.residual else None
 
+    @property
+    def reproduction_err(self) -> float | None:
+        """akamaster/pytorch_resnet_cifar10's published error (CIFAR ResNets; paper.py)."""
+        spec = get_model_spec(self.model)
+        ok = spec.family == "cifar" and spec.residual
+        return paper.AKAMASTER_TEST_ERR.get(spec.depth) if ok else None
+
 
 FAMILY_TEXT = {
     "cifar": {
@@ -100,7 +108,7 @@ def _read_json(p: Path) -> dict | None:
 def _read_run(d: Path, cfg: dict) -> Run:
     """One run's files; a damaged or foreign one is an error naming the run, not a traceback."""
     try:
-        rows = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        rows = read_metrics(d)
         final = _read_json(d / "final.json")
         if final is not None and ("train_err" not in final or _held_out(final) is None):
             raise ValueError("final.json has no train_err and test_err (or val_err)")
@@ -121,7 +129,7 @@ def collect_runs(out: str | Path) -> list[Run]:
             cfg = _read_json(d / "config.json") if d.is_dir() else None
         except ValueError as e:
             raise ValueError(f"{str(d / 'config.json')!r} is damaged ({e})") from None
-        if cfg is None or not (d / "metrics.jsonl").exists():
+        if cfg is None or not (d / METRICS).exists():
             continue
         runs.append(_read_run(d, cfg))
     return runs
@@ -479,17 +487,21 @@ def _provenance(runs: list[Run]) -> list[str]:
 
 
 def _table_rows(summary: dict[str, ModelSummary], paper_col: str) -> list[str]:
-    """Table 6 (or 2): each net's held-out error over its seeds, beside the paper's."""
+    """Table 6 (or 2): each net's held-out error over its seeds, beside the paper's and, for
+    the CIFAR ResNets, beside the best-known public reproduction's (paper.AKAMASTER_TEST_ERR)."""
+    aka = any(s.reproduction_err is not None for s in summary.values())
     md = [
         "| model | params | seeds | ours: mean +- std | ours: best | each seed (range) "
-        f"| final training error | {paper_col} | ours - paper |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| final training error | {paper_col} | ours - paper |"
+        + (" akamaster (best test epoch of 200) |" if aka else ""),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if aka else ""),
     ]
     for s in summary.values():
-        p = s.paper_err
+        p, r = s.paper_err, s.reproduction_err
         paper_cell = p if p is not None else "-"
+        last = (f" {r:.2f} |" if r is not None else " - |") if aka else ""
         if not s.test_errs:
-            md.append(f"| {s.model} | {s.params / 1e6:.2f}M | 0 | unfinished | | | | {paper_cell} | |")
+            md.append(f"| {s.model} | {s.params / 1e6:.2f}M | 0 | unfinished | | | | {paper_cell} | |" + last)
             continue
         each = " / ".join(f"{e:.2f}" for e in s.test_errs)
         if len(s.test_errs) > 1:
@@ -497,7 +509,7 @@ def _table_rows(summary: dict[str, ModelSummary], paper_col: str) -> list[str]:
         md.append(
             f"| {s.model} | {s.params / 1e6:.2f}M | {len(s.test_errs)} | {s.mean:.2f} +- {s.std:.2f} "
             f"| {s.best:.2f} | {each} | {s.train_mean:.2f} | {paper_cell} "
-            f"| {f'{s.mean - p:+.2f}' if p is not None else '-'} |"
+            f"| {f'{s.mean - p:+.2f}' if p is not None else '-'} |" + last
         )
     return md
 

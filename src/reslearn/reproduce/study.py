@@ -16,6 +16,7 @@ from pathlib import Path
 from ..data.datasets import get_dataset
 from ..io import atomic_write_text
 from ..models import get_model_spec
+from ..rundir import LAST
 from ..speed import select_device
 from ..train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, is_finished, train
 from .responses import checkpoint_responses
@@ -57,7 +58,7 @@ def run_study(
             rd = run_dir_for(out, model, seed)
             if is_finished(rd):
                 log(f"[skip] {rd} is finished")
-            elif (rd / "last.pt").exists():
+            elif (rd / LAST).exists():
                 log(f"[resume] {rd}")
                 train(resume=rd)
             else:

@@ -15,9 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,11 +35,12 @@ from ..evaluate import evaluate
 from ..evaluate.evaluate import eval_batch_size
 from ..io import atomic_write_text
 from ..models import ModelSpec, create_model, get_model_spec
+from ..rundir import CONFIG, FINAL, LAST, RunLock, check_new_run, claim, remove_run
 from ..speed import SpeedSettings, ran_on, select_device
 from ..threads import ThreadPolicy
 from .config import TrainConfig, apply_layers, resume_config
 from .faults import Interrupted, RunError, StopSignals
-from .init import apply_init, new_parameters, read_init
+from .init import apply_init, check_shape, new_parameters, read_init
 from .init import describe as describe_init
 from .logging import MetricsLog, Progress, format_row, read_metrics
 from .optim import TrainStep, make_optimizer
@@ -75,6 +74,7 @@ class Trainer:
     commit: str | None
     progress: Progress
     log: MetricsLog | None = None  # main process only
+    lock: RunLock | None = None  # main process only: the run folder's, held while it trains
     t_start: float = field(default_factory=time.perf_counter)
     lr: float = 0.0  # of the last step
     last_saved: int | None = None  # iteration of the last checkpoint written (or resumed from)
@@ -144,12 +144,8 @@ def start_weights(
         init = ckpt.train_state.get("init")
     elif cfg.model.init:
         weights = read_init(cfg.model.init, spec)
-        ours, theirs = cfg.model.variant or "v1", weights.variant or "v1"
-        if spec.block == "bottleneck" and ours != theirs:
-            raise ValueError(
-                f"--init {cfg.model.init!r} is a {theirs} net (stride placement): add --variant {theirs}"
-            )
-        init = apply_init(model, weights, list(data.classes))
+        check_shape(weights, spec, cfg.model.shortcut, cfg.model.variant)
+        init = apply_init(model, weights, list(data.classes), cfg.model.init_partial)
         mean = weights.preprocessing.get("mean")
         if mean is not None and mean.shape[-2:] in ((1, 1), data.normalizer.mean.shape[-2:]):
             data.normalizer = Normalizer(mean, weights.preprocessing.get("std")).to(device)
@@ -367,7 +363,7 @@ def make_checkpoint(tr: Trainer) -> Checkpoint:
 def save(tr: Trainer) -> None:
     """RUN_DIR/last.pt (the one it replaces kept as prev.pt). A failed write stops the run."""
     if tr.dist.is_main:
-        path = tr.run_dir / "last.pt"
+        path = tr.run_dir / LAST
         try:
             save_checkpoint(path, make_checkpoint(tr))
         except OSError as e:
@@ -386,7 +382,7 @@ def save(tr: Trainer) -> None:
 def non_finite(tr: Trainer, iteration: int) -> RunError:
     """``iteration``: 1-based, the first step whose loss was NaN or inf."""
     lr = tr.schedule.lr(iteration - 1)
-    where = f"{tr.run_dir / 'last.pt'} (iteration {tr.last_saved})" if tr.last_saved else "none yet"
+    where = f"{tr.run_dir / LAST} (iteration {tr.last_saved})" if tr.last_saved else "none yet"
     return RunError(
         f"the training loss became non-finite (NaN or inf) at iteration {iteration}, lr {lr:g}; nothing "
         f"after it was saved. The last good checkpoint: {where}. Lower --lr, or skip such batches with "
@@ -412,7 +408,7 @@ def finish(tr: Trainer) -> None:
         "version": __version__,
         "git_commit": tr.commit,
     }
-    atomic_write_text(tr.run_dir / "final.json", json.dumps(final, indent=2) + "\n")
+    atomic_write_text(tr.run_dir / FINAL, json.dumps(final, indent=2) + "\n")
 
 
 def next_boundary(tr: Trainer, stop_at: int) -> int:
@@ -457,8 +453,29 @@ def start_run(cfg: TrainConfig, overwrite: bool = False) -> tuple[TrainConfig, P
             f"{spec.name} is a plain net and has no shortcuts; got shortcut={cfg.model.shortcut!r}"
         )
     run_dir = Path(cfg.run.out) if cfg.run.out else default_run_dir(cfg)
-    check_run_dir(run_dir, overwrite)
+    check_new_run(run_dir, overwrite)
+    check_not_inside(run_dir, cfg)
     return cfg.replace({"run.out": str(run_dir), **absolute_paths(cfg)}), run_dir
+
+
+def check_not_inside(run_dir: Path, cfg: TrainConfig) -> None:
+    """A run folder is not inside its own data (the run's files would become training
+    images, or a changed data set) and does not hold the net it fine-tunes from (--overwrite
+    would delete the source, and a resumed run would read its own output)."""
+    out = run_dir.expanduser().resolve()
+    data = Path(cfg.data.data_dir).expanduser().resolve()
+    if out == data or data in out.parents:
+        raise ValueError(
+            f"--out {str(run_dir)!r} is inside the data folder {cfg.data.data_dir!r}; choose another"
+        )
+    init = cfg.model.init
+    if init and Path(init).expanduser().exists():
+        src = Path(init).expanduser().resolve()
+        if src == out or out in src.parents or src in out.parents:
+            raise ValueError(
+                f"--out {str(run_dir)!r} and --init {init!r} are the same run; a fine-tuned run goes "
+                f"into a folder of its own (choose another --out)"
+            )
 
 
 def absolute_paths(cfg: TrainConfig) -> dict[str, str]:
@@ -523,79 +540,48 @@ def train(
             for line in describe_init(tr.init, tr.frozen):
                 tr.progress.log(line)
         if tr.dist.is_main:
-            open_run_dir(tr, overwrite, resumed=ckpt is not None)
+            try:
+                open_run_dir(tr, overwrite, resumed=ckpt is not None)
+            except BaseException:
+                if tr.lock is not None:
+                    tr.lock.release()
+                raise
         try:
-            with StopSignals(world_size=tr.dist.world_size) as tr.signals:
-                loop(tr, tr.total if stop_after is None else min(tr.total, stop_after))
+            try:
+                with StopSignals(world_size=tr.dist.world_size) as tr.signals:
+                    loop(tr, tr.total if stop_after is None else min(tr.total, stop_after))
+            finally:
+                tr.progress.close()
+                if tr.log is not None:
+                    tr.log.close()
+            if tr.state.iteration == tr.total:
+                finish(tr)
         finally:
-            tr.progress.close()
-            if tr.log is not None:
-                tr.log.close()
-        if tr.state.iteration == tr.total:
-            finish(tr)
+            if tr.lock is not None:
+                tr.lock.release()
         return run_dir
 
 
-RUN_MARKER = ".reslearn-run"  # written into every run directory reslearn makes
-
-
-def check_run_dir(run_dir: Path, overwrite: bool) -> None:
-    """A new run may go into a missing or empty folder, or one reslearn made for a run
-    that has no checkpoint yet (its marker, no last.pt: a restart before the first save).
-    A folder holding a run, or files a run would write that reslearn did not write there,
-    is refused unless ``overwrite``; other files in it are never touched."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"--out {str(run_dir)!r} is a file, not a run folder")
-    ours = [f for f in RUN_FILES if (run_dir / f).exists()]
-    if overwrite or not ours:
-        return
-    if any(f in ours for f in ("last.pt", "prev.pt", "final.json")):
-        raise ValueError(
-            f"{str(run_dir)!r} already holds a run; continue it with --resume {run_dir}, "
-            f"replace it with --overwrite, or choose another --out (nothing is overwritten)"
-        )
-    if not (run_dir / RUN_MARKER).exists():
-        raise ValueError(
-            f"{str(run_dir)!r} holds {', '.join(ours)}, which reslearn did not write there (no "
-            f"{RUN_MARKER}); choose another --out, or replace them with --overwrite"
-        )
-
-
 def open_run_dir(tr: Trainer, overwrite: bool, resumed: bool) -> None:
-    """The main process's files: config.json and the metrics log (appended on resume)."""
+    """The main process takes the run folder: its lock (held until the process ends), a
+    second look under the lock at what the folder holds (two new runs started together:
+    the second finds the first's), then config.json and the metrics log (appended on resume)."""
     run_dir, cfg = tr.run_dir, tr.cfg
-    if overwrite:
-        remove_run(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / RUN_MARKER).touch()
-        atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+        tr.lock = RunLock(run_dir).acquire()
+    except OSError as e:
+        raise RunError(f"cannot write into the run directory {run_dir}: {e.strerror or e}") from e
+    if not resumed:
+        check_new_run(run_dir, overwrite)
+        if overwrite:
+            remove_run(run_dir)
+    try:
+        claim(run_dir)
+        atomic_write_text(run_dir / CONFIG, json.dumps(cfg.to_dict(), indent=2) + "\n")
         tr.log = MetricsLog(run_dir, tr.state.iteration if resumed else None, cfg.run.tensorboard)
     except OSError as e:
         raise RunError(f"cannot write into the run directory {run_dir}: {e.strerror or e}") from e
-
-
-RUN_FILES = (
-    "last.pt",
-    "prev.pt",
-    "metrics.jsonl",
-    "final.json",
-    "config.json",
-    "responses.json",
-    "confusion.json",  # reslearn eval --per-class
-    "confusion.png",
-)
-
-
-def remove_run(run_dir: Path) -> None:
-    """--overwrite: the files of the run in ``run_dir`` (nothing else there), named on
-    stderr whatever the progress setting."""
-    gone = [n for n in (*RUN_FILES, "tb") if (run_dir / n).exists()]
-    if gone:
-        print(f"reslearn: --overwrite: replacing {', '.join(gone)} in {run_dir}", file=sys.stderr)
-    for name in RUN_FILES:
-        (run_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(run_dir / "tb", ignore_errors=True)
 
 
 def header(tr: Trainer) -> str:
@@ -610,4 +596,4 @@ def header(tr: Trainer) -> str:
 
 
 def is_finished(run_dir: str | Path) -> bool:
-    return (Path(run_dir) / "final.json").is_file()
+    return (Path(run_dir) / FINAL).is_file()

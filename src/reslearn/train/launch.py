@@ -11,6 +11,7 @@ from typing import Any
 
 import torch.distributed as tdist
 
+from ..rundir import LAST
 from .engine import train
 
 
@@ -45,7 +46,7 @@ def auto_resume(layers: list[dict[str, Any]]) -> tuple[str | None, list[dict[str
     out = next((lay["run.out"] for lay in reversed(layers) if lay.get("run.out")), None)
     if not out:
         raise ValueError("--auto-resume needs --out RUN_DIR")
-    if (Path(out) / "last.pt").exists():
+    if (Path(out) / LAST).exists():
         return out, [{k: v for k, v in lay.items() if k != "run.out"} for lay in layers]
     return None, layers
 

@@ -6,15 +6,20 @@ import json
 import sys
 from pathlib import Path
 
+from ..rundir import METRICS, read_metrics
+
+__all__ = ["MetricsLog", "Progress", "format_row", "read_metrics"]
+
 
 class MetricsLog:
     """RUN_DIR/metrics.jsonl (one JSON object per evaluation) and TensorBoard if present.
     Created on the main process only."""
 
     def __init__(self, run_dir: Path, resume_iteration: int | None, tensorboard: bool) -> None:
-        self.path = run_dir / "metrics.jsonl"
+        self.path = run_dir / METRICS
         if resume_iteration is not None and self.path.exists():
             # Drop lines written after the checkpoint we resume from: they are re-made.
+            read_metrics(run_dir)  # a damaged line is named before anything is rewritten
             keep = [
                 ln
                 for ln in self.path.read_text().splitlines()
@@ -52,11 +57,6 @@ class MetricsLog:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
-
-
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    p = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()] if p.exists() else []
 
 
 class Progress:
