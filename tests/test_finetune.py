@@ -119,7 +119,10 @@ def test_torchvision_weights_start_an_imagenet_net_with_their_normalisation(tmp_
             "--freeze-to 'layer4': this net's stages are conv1, layer1 ... layer3",
         ),
         ({"model.init": "nowhere.pt"}, "--init 'nowhere.pt': no such file, run directory or published net"),
-        ({"model.init": None, "optim.head_lr": 0.01}, "--head-lr 0.01 applies to the layers --init replaced"),
+        (
+            {"model.init": None, "model.freeze_to": "none", "optim.head_lr": 0.01},
+            "--head-lr 0.01 applies to the layers --init replaced",
+        ),
     ],
 )
 def test_bad_finetuning_input_is_one_line_naming_the_value(source, pets, tmp_path, change, message):
@@ -169,3 +172,27 @@ def test_other_classes_get_a_new_classifier_even_when_as_many(source, tmp_path):
     ckpt = load_checkpoint(train(finetune_cfg(other, tmp_path / "o", source)))
     assert ckpt.train_state["init"]["replaced"] == ["fc.bias", "fc.weight"]
     assert not torch.equal(ckpt.model["fc.weight"], load_checkpoint(source).model["fc.weight"])
+
+
+def test_init_loads_ddp_keys_and_names_what_it_would_leave_fresh(tmp_path):
+    """Issue 32: keys prefixed ``module.`` (a DDP model's) load; weights that leave a layer
+    besides the classifier fresh are refused naming it, unless --init-partial, whose run
+    records (and logs) what stayed fresh."""
+    torch.manual_seed(0)
+    state = torchvision.models.resnet18().state_dict()
+    torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "ddp.pth")
+    del state["layer4.1.conv2.weight"]
+    torch.save(state, tmp_path / "holed.pth")
+    data = write_imagenet_folder(tmp_path / "inet", per_class=4, val_per_class=2)
+    cfg = train_cfg(data, tmp_path / "r", iterations=1, batch=6, model="resnet18").replace(
+        {"model.init": str(tmp_path / "ddp.pth"), "data.image_size": 32}
+    )
+    assert load_checkpoint(train(cfg)).train_state["init"]["replaced"] == ["fc.bias", "fc.weight"]
+    holed = cfg.replace({"model.init": str(tmp_path / "holed.pth"), "run.out": str(tmp_path / "h")})
+    with pytest.raises(
+        ValueError, match=r"leaves 1 layer\(s\) besides the classifier fresh: layer4\.1\.conv2;"
+    ):
+        train(holed)
+    assert not (tmp_path / "h").exists()
+    run = train(holed.replace({"model.init_partial": True}))
+    assert "layer4.1.conv2.weight" in load_checkpoint(run).train_state["init"]["replaced"]

@@ -44,17 +44,17 @@ def test_an_auto_job_shares_the_cores_with_the_jobs_it_sees(tmp_path, monkeypatc
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         with ThreadPolicy(0, tmp_path) as p:
-            assert (tmp_path / str(os.getpid())).read_text() == "auto"
+            assert (tmp_path / f"reslearn-job-{os.getpid()}").read_text() == "auto"
             assert p.update() == 4  # alone
-            (tmp_path / str(other.pid)).write_text("auto")
+            (tmp_path / f"reslearn-job-{other.pid}").write_text("auto")
             assert p.update() == 2  # another auto job started
-            (tmp_path / str(other.pid)).write_text("3")
+            (tmp_path / f"reslearn-job-{other.pid}").write_text("3")
             assert p.update() == 1  # a job that fixed 3 threads leaves one core
             other.kill()
             other.wait()
             assert p.update() == 4  # it died (SIGKILL: it left its file behind)
-            assert not (tmp_path / str(other.pid)).exists()  # which was swept
-        assert not (tmp_path / str(os.getpid())).exists()  # ours goes when the job ends
+            assert not (tmp_path / f"reslearn-job-{other.pid}").exists()  # which was swept
+        assert not (tmp_path / f"reslearn-job-{os.getpid()}").exists()  # ours goes when the job ends
         assert torch.get_num_threads() == before  # and the caller's setting comes back
     finally:
         other.kill()
@@ -63,11 +63,11 @@ def test_an_auto_job_shares_the_cores_with_the_jobs_it_sees(tmp_path, monkeypatc
 def test_threads_flag_and_environment_are_respected(tmp_path, monkeypatch):
     with ThreadPolicy(1, tmp_path) as p:
         assert torch.get_num_threads() == 1 and p.update() == 1
-        assert (tmp_path / str(os.getpid())).read_text() == "1"
+        assert (tmp_path / f"reslearn-job-{os.getpid()}").read_text() == "1"
         assert "--threads" in p.describe()
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     torch.set_num_threads(2)
-    (tmp_path / "1").write_text("auto")  # pid 1 is alive: another auto job
+    (tmp_path / "reslearn-job-1").write_text("auto")  # pid 1 is alive: another auto job
     with ThreadPolicy(0, tmp_path) as p:
         assert p.update(force=True) == 2 and "OMP_NUM_THREADS" in p.describe()
     with pytest.raises(ValueError, match="-1"):
@@ -110,7 +110,7 @@ def test_eval_predict_and_bench_register_as_jobs(command, tmp_path, monkeypatch,
     seen = []
 
     def record(*args, **kwargs):
-        seen.append((torch.get_num_threads(), (tmp_path / str(os.getpid())).read_text()))
+        seen.append((torch.get_num_threads(), (tmp_path / f"reslearn-job-{os.getpid()}").read_text()))
         if command == "eval":
             return {
                 "model": "m",
@@ -132,8 +132,22 @@ def test_eval_predict_and_bench_register_as_jobs(command, tmp_path, monkeypatch,
     before = torch.get_num_threads()
     assert main([*args[command], "--threads", "1"]) == 0
     assert seen == [(1, "1")]
-    assert not (tmp_path / str(os.getpid())).exists() and torch.get_num_threads() == before
+    assert not (tmp_path / f"reslearn-job-{os.getpid()}").exists() and torch.get_num_threads() == before
     assert main([*args[command]]) == 0
     assert seen[1][1] == "auto"
     assert main([*args[command], "--threads", "-1"]) == 2
     assert "-1" in capsys.readouterr().err
+
+
+def test_a_jobs_folder_the_user_named_keeps_their_files(tmp_path):
+    """RESLEARN_JOBS_DIR may name a folder of the user's: files not named as reslearn names
+    its job files (reslearn-job-<pid>) are neither read nor removed, even when their names
+    are the pids of dead processes (issue 32: mine/12345 was deleted)."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    theirs = {str(dead.pid): "notes", "31337": "x", "777777": "auto", "reslearn-job-x": "y"}
+    for name, text in theirs.items():
+        (tmp_path / name).write_text(text)
+    with ThreadPolicy(0, tmp_path) as p:
+        p.update(force=True)
+    assert {f.name: f.read_text() for f in tmp_path.iterdir()} == theirs

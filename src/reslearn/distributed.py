@@ -15,6 +15,8 @@ import torch
 import torch.distributed as tdist
 from torch import nn
 
+from . import environ
+
 # Collectives that wait longer than this fail instead of hanging (a dead peer, a rank
 # stuck in I/O): the job then ends with that error. Seconds; RESLEARN_DIST_TIMEOUT.
 DEFAULT_TIMEOUT_S = 300
@@ -71,7 +73,7 @@ def init_from_env(device: torch.device) -> DistInfo:
     """Join torchrun's process group once (NCCL for CUDA, gloo for CPU); a no-op alone."""
     if launched_world_size() <= 1 or tdist.is_initialized():
         return current()
-    timeout = timedelta(seconds=float(os.environ.get("RESLEARN_DIST_TIMEOUT", DEFAULT_TIMEOUT_S)))
+    timeout = timedelta(seconds=environ.get("RESLEARN_DIST_TIMEOUT", float(DEFAULT_TIMEOUT_S)))
     store = _attempt_store(timeout)
     if device.type == "cuda":
         torch.cuda.set_device(local_device(device))

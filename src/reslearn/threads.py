@@ -13,7 +13,9 @@ computes (train and reproduce; eval, predict and bench through the command line)
   count is left alone.
 - Otherwise (auto) each running reslearn job registers itself in a per-user
   directory (``$RESLEARN_JOBS_DIR``, default ``<tmp>/reslearn-<uid>/jobs``): a file named
-  by its pid, holding the threads it uses ("auto" for an auto job). An auto job takes
+  ``reslearn-job-<pid>``, holding the threads it uses ("auto" for an auto job). Only files
+  of that name are read or cleaned up: the directory may be one the user named, holding
+  files of their own (issue 32). An auto job takes
   ``(cores - threads of the fixed jobs) // (auto jobs)`` threads, at least one, and looks
   again every few seconds, so a job started later, or one that ends, changes the share.
   Cores are those this process may run on (``os.sched_getaffinity``).
@@ -34,6 +36,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from . import environ
 
 ENV_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 RECHECK_S = 5.0  # seconds between looks at the other jobs
@@ -56,7 +60,16 @@ def cpu_count() -> int:
 
 def jobs_dir() -> Path:
     default = Path(tempfile.gettempdir()) / f"reslearn-{os.getuid() if hasattr(os, 'getuid') else 0}" / "jobs"
-    return Path(os.environ.get("RESLEARN_JOBS_DIR", default))
+    return environ.get("RESLEARN_JOBS_DIR", default)
+
+
+JOB_PREFIX = "reslearn-job-"  # a name only reslearn makes
+
+
+def job_pid(name: str) -> int | None:
+    """The pid of a job file's name, or None for a name reslearn did not make."""
+    rest = name.removeprefix(JOB_PREFIX)
+    return int(rest) if rest != name and rest.isdigit() else None
 
 
 def user_set_threads() -> bool:
@@ -77,10 +90,11 @@ def other_jobs(directory: Path, me: int) -> list[str]:
     """What the other live jobs registered: "auto" or their fixed thread count. Files of
     dead processes (a job killed with SIGKILL) are removed on the way."""
     found = []
-    for f in directory.glob("*"):
-        if not f.name.isdigit() or int(f.name) == me:
+    for f in directory.glob(JOB_PREFIX + "*"):
+        pid = job_pid(f.name)
+        if pid is None or pid == me:
             continue
-        if not _alive(int(f.name)):
+        if not _alive(pid):
             f.unlink(missing_ok=True)
             continue
         with contextlib.suppress(OSError):
@@ -134,7 +148,7 @@ class ThreadPolicy:
             torch.set_num_threads(self.fixed)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self.file = self.directory / str(os.getpid())
+            self.file = self.directory / f"{JOB_PREFIX}{os.getpid()}"
             self.file.write_text("auto" if self.fixed is None else str(self.fixed))
         except OSError:
             self.file = None  # no shared directory: the job still runs, without sharing

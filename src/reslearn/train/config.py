@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import inspect
 import json
+import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -32,6 +33,15 @@ def _positive(name: str, value: Any, allow_zero: bool = False) -> None:
         raise ValueError(
             f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}"
         )
+
+
+def _real(name: str, value: Any, low: float = 0.0, allow_low: bool = False) -> None:
+    """A finite number above ``low`` (or equal to it with ``allow_low``): nan and inf name
+    themselves here, rather than passing a comparison and poisoning the run (issue 32)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value < low or (value == low and not allow_low):
+        bound = f"{'>=' if allow_low else '>'} {low:g}"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
 
 
 def _count_or_fraction(name: str, value: Any) -> int | float:
@@ -73,11 +83,18 @@ class ModelConfig(_Section):
     name, or torchvision .pth)."""
     freeze_to: str = choices("none", ("none", "conv1", "layer1", "layer2", "layer3", "layer4"))
     """Fine-tune: freeze the stem and the stages up to this one (weights and BatchNorm statistics)."""
+    init_partial: bool = False
+    """Fine-tune: accept an init that leaves layers besides the classifier fresh (they are listed)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"model name must be a non-empty string, got {self.name!r}")
         self._check_choices()
+        for key, on in (("freeze_to", self.freeze_to != "none"), ("init_partial", self.init_partial)):
+            if on and not self.init:
+                raise ValueError(
+                    f"{key}={getattr(self, key)!r} applies to fine-tuning: it needs init (--init)"
+                )
 
 
 @dataclass
@@ -117,8 +134,7 @@ class DataConfig(_Section):
         _positive("workers", self.workers, allow_zero=True)
         if self.image_size is not None:
             _positive("image_size", self.image_size)
-        if not self.lighting >= 0:
-            raise ValueError(f"lighting must be >= 0, got {self.lighting!r}")
+        _real("lighting", self.lighting, allow_low=True)
         self._check_choices()
 
 
@@ -174,24 +190,22 @@ class OptimConfig(_Section):
         if self.iterations is not None:
             _positive("iterations", self.iterations)
         for k in ("lr", "warmup_lr"):
-            if not getattr(self, k) > 0:
-                raise ValueError(f"{k} must be > 0, got {getattr(self, k)!r}")
+            _real(k, getattr(self, k))
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if self.head_lr is not None and not self.head_lr > 0:
-            raise ValueError(f"head_lr must be > 0, got {self.head_lr!r}")
-        if self.norm_weight_decay is not None and self.norm_weight_decay < 0:
-            raise ValueError(f"norm_weight_decay must be >= 0, got {self.norm_weight_decay!r}")
+        _real("weight_decay", self.weight_decay, allow_low=True)
+        if self.head_lr is not None:
+            _real("head_lr", self.head_lr)
+        if self.norm_weight_decay is not None:
+            _real("norm_weight_decay", self.norm_weight_decay, allow_low=True)
+        _real("warmup_until_err", self.warmup_until_err)
         self.milestones = tuple(float(m) for m in self.milestones)
         if any(not 0 < m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
             raise ValueError(f"milestones must be increasing fractions in (0, 1), got {self.milestones}")
         _positive("warmup_check_every", self.warmup_check_every)
         _positive("plateau_patience", self.plateau_patience)
         _positive("step_epochs", self.step_epochs)
-        if self.plateau_threshold < 0:
-            raise ValueError(f"plateau_threshold must be >= 0, got {self.plateau_threshold!r}")
+        _real("plateau_threshold", self.plateau_threshold, allow_low=True)
 
 
 @dataclass

@@ -37,6 +37,7 @@ class InitWeights:
     preprocessing: dict[str, torch.Tensor]
     variant: str | None = None
     classes: list[str] | None = None  # the source's output classes
+    shortcut: str | None = None  # the source's shortcut option (None: its net's default)
 
 
 def read_init(source: str, spec: ModelSpec) -> InitWeights:
@@ -46,7 +47,7 @@ def read_init(source: str, spec: ModelSpec) -> InitWeights:
     if not p.exists() and not find_published(source):
         raise ValueError(f"--init {source!r}: no such file, run directory or published net")
     if p.suffix == ".pth":
-        state = read_torchvision_weights(p)
+        state = {k.removeprefix("module."): v for k, v in read_torchvision_weights(p).items()}  # DDP's keys
         tv = {
             "mean": torch.tensor(TORCHVISION_MEAN)[:, None, None],
             "std": torch.tensor(TORCHVISION_STD)[:, None, None],
@@ -55,10 +56,18 @@ def read_init(source: str, spec: ModelSpec) -> InitWeights:
         init = InitWeights(str(p), "torchvision", arch, state, tv, "v1.5", list(imagenet_classes()))
     else:
         ckpt = read_trained(source)  # a run, checkpoint, export or published net (sha256 checked)
-        variant = ckpt.config["model"].get("variant")
+        variant, shortcut = ckpt.config["model"].get("variant"), ckpt.config["model"].get("shortcut")
         init = InitWeights(
-            str(p), "reslearn", ckpt.model_name, ckpt.model, ckpt.preprocessing, variant, list(ckpt.classes)
+            str(p),
+            "reslearn",
+            ckpt.model_name,
+            ckpt.model,
+            ckpt.preprocessing,
+            variant,
+            list(ckpt.classes),
+            shortcut,
         )
+    init.state = {k.removeprefix("module."): v for k, v in init.state.items()}  # a DDP model's keys
     if init.model_name != spec.name:
         what = f"{init.model_name}'s weights" if init.model_name else "no ResNet's weights we know"
         raise ValueError(
@@ -69,7 +78,26 @@ def read_init(source: str, spec: ModelSpec) -> InitWeights:
     return init
 
 
-def apply_init(model: nn.Module, init: InitWeights, classes: list[str]) -> dict:
+def check_shape(init: InitWeights, spec: ModelSpec, shortcut: str | None, variant: str | None) -> None:
+    """The source's shortcut option and stride variant are the net's (as its depth is):
+    otherwise the blocks' tensors would load only in part. A torchvision source is v1.5/B."""
+    if init.kind == "torchvision":
+        theirs_sc, theirs_var = "B", "v1.5"
+    else:
+        theirs_sc, theirs_var = init.shortcut or spec.default_shortcut, init.variant or "v1"
+    ours_sc, ours_var = shortcut or spec.default_shortcut, variant or "v1"
+    if spec.residual and theirs_sc != ours_sc:
+        raise ValueError(
+            f"--init {init.source!r} is a {spec.name} with shortcut {theirs_sc}, this net has "
+            f"{ours_sc}: add --shortcut {theirs_sc}"
+        )
+    if spec.block == "bottleneck" and theirs_var != ours_var:
+        raise ValueError(
+            f"--init {init.source!r} is a {theirs_var} net (stride placement): add --variant {theirs_var}"
+        )
+
+
+def apply_init(model: nn.Module, init: InitWeights, classes: list[str], partial: bool = False) -> dict:
     """Load the matching tensors of ``init`` into ``model``, whose outputs are ``classes``.
     The classifier (fc) loads only when the source's classes are the same: another set
     of classes, even as many, gets a new classifier. Returns what happened: {"source",
@@ -82,6 +110,18 @@ def apply_init(model: nn.Module, init: InitWeights, classes: list[str]) -> dict:
         for k, v in init.state.items()
         if k in own and own[k].shape == v.shape and (same or not k.startswith("fc."))
     }
+    if not fits:
+        raise ValueError(f"--init {init.source!r} has no tensor that fits this net: nothing would load")
+    fresh = [
+        k for k in own if k not in fits and not k.startswith("fc.") and not k.endswith("num_batches_tracked")
+    ]
+    if fresh and not partial:
+        layers = sorted({k.rsplit(".", 1)[0] for k in fresh})
+        raise ValueError(
+            f"--init {init.source!r} leaves {len(layers)} layer(s) besides the classifier fresh: "
+            f"{', '.join(layers[:8])}{', ...' if len(layers) > 8 else ''}; "
+            f"add --init-partial to train them from scratch"
+        )
     model.load_state_dict(fits, strict=False)
     return {
         "source": init.source,
