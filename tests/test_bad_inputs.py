@@ -34,6 +34,15 @@ def ws(tmp_path_factory):
     try:
         write_pickle_cifar(root / "c10", per_batch=40, test=60)
         write_imagefolder(root / "folder")
+        # Data pickles that run a command when pickle.load reads them (issue 32): in the meta
+        # file (class names) and in a training batch, each beside valid batches.
+        import pickle
+        import shutil
+
+        for bad in ("batches.meta", "data_batch_1"):
+            d = root / f"c10_evil_{bad.split('.')[-1].split('_')[0]}" / "cifar-10-batches-py"
+            shutil.copytree(root / "c10" / "cifar-10-batches-py", d)
+            (d / bad).write_bytes(pickle.dumps({"label_names": _Evil(), "data": _Evil(), "labels": []}))
         for split in ("train", "test"):  # a hidden folder is not a class
             (root / "folder" / split / ".cache").mkdir()
             Image.new("RGB", (32, 32)).save(root / "folder" / split / ".cache" / "x.png")
@@ -72,6 +81,9 @@ def ws(tmp_path_factory):
         assert cli_main([*argv, "--no-tensorboard", "--amp", "off"]) == 0
         assert cli_main(["export", R0, "--format", "safetensors", "--out", "r0.safetensors"]) == 0
         (root / "ckpt_copy.pt").write_bytes((root / R0 / "last.pt").read_bytes())
+        (root / "torch.safetensors").write_bytes((root / R0 / "last.pt").read_bytes())
+        (root / "runs" / "only_prev").mkdir()  # its last save did not finish
+        (root / "runs" / "only_prev" / "prev.pt").write_bytes((root / R0 / "last.pt").read_bytes())
         for study, final in (("study_bad_final", '{"note": 1}'), ("study_bad_config", None)):
             (root / study / "r-s1").mkdir(parents=True)  # a study folder with one broken run
             for f in ("config.json", "metrics.jsonl"):
@@ -118,6 +130,11 @@ CASES = [
     ("batch-negative", [*TR, "--batch-size", "-32"], 2, "-32", {}),
     ("batch-over-data", [*TR, "--batch-size", "10000"], 2, "10000", {}),
     ("lr-0", [*TR, "--lr", "0"], 2, "0", {}),
+    ("lr-inf", [*TR, "--lr", "inf"], 2, "inf", {}),
+    ("weight-decay-inf", [*TR, "--weight-decay", "inf"], 2, "inf", {}),
+    ("weight-decay-nan", [*TR, "--weight-decay", "nan"], 2, "nan", {}),
+    ("head-lr-inf", [*TR, "--head-lr", "inf"], 2, "inf", {}),
+    ("warmup-until-nan", [*TR, "--set", "optim.warmup_until_err=nan"], 2, "nan", {}),
     ("lr-negative", [*TR, "--lr", "-1"], 2, "-1", {}),
     ("lr-text", [*TR, "--lr", "fast"], 2, "'fast'", {}),
     ("lr-nan", [*TR, "--lr", "nan"], 2, "nan", {}),
@@ -151,11 +168,15 @@ CASES = [
     ("init-missing", [*TR, "--init", "nope.pt"], 2, "'nope.pt'", {}),
     ("init-not-a-checkpoint", [*TR, "--init", "text.pt"], 2, "text.pt", {}),
     ("init-other-net", [*TR, "--init", R0, "--model", "cifar_resnet14"], 2, "cifar_resnet8's weights, not cifar_resnet14's", {}),
-    ("freeze-past-last-stage", [*TR, "--freeze-to", "layer4"], 2, "'layer4'", {}),
+    ("freeze-past-last-stage", [*TR, "--init", R0, "--freeze-to", "layer4"], 2, "'layer4'", {}),
     ("freeze-unknown", [*TR, "--freeze-to", "layer9"], 2, "'layer9'", {}),
     ("head-lr-without-init", [*TR, "--head-lr", "0.01"], 2, "--head-lr 0.01", {}),
     ("head-lr-without-new-head", [*TR, "--init", R0, "--head-lr", "0.01"], 2, "has none", {}),
     ("head-lr-0", [*TR, "--head-lr", "0"], 2, "0", {}),
+    # ---- fine-tuning refuses what is not fine-tuning (issue 32)
+    ("init-partial-without-init", [*TR, "--init-partial"], 2, "init_partial", {}),
+    ("freeze-to-without-init", [*TR, "--freeze-to", "layer1"], 2, "freeze_to", {}),
+    ("init-shortcut-mismatch", [*TR, "--init", R0, "--shortcut", "B"], 2, "shortcut A", {}),
     # ---- train: choices
     ("device-tpu", [*TR, "--device", "tpu"], 2, "'tpu'", {}),
     ("device-missing-cuda", [*TR, "--device", "cuda:7"], 2, "cuda:7", {}),
@@ -206,7 +227,7 @@ CASES = [
     ("auto-resume-and-resume", ["train", "--auto-resume", "--resume", R0], 2, "not both", {}),
     # ---- eval
     ("eval-missing", ["eval", "no_such_run"], 2, "no_such_run", {}),
-    ("eval-unknown-net-name", ["eval", "resnet56-cifar10-x"], 2, "resnet20-cifar10-16k", {}),  # the published names
+    ("eval-unknown-net-name", ["eval", "resnet56-cifar10-x"], 2, "resnet20-cifar10-jpeg-16k", {}),  # the published names
     ("eval-random-bytes", ["eval", "rand.pt"], 2, "rand.pt", {}),
     ("eval-evil", ["eval", "evil.pt"], 2, "execute", {}),
     ("eval-batch-0", ["eval", R0, "--batch-size", "0"], 2, "--batch-size", {}),
@@ -226,6 +247,18 @@ CASES = [
     ("predict-text-as-image", ["predict", R0, "afile.txt"], 1, "afile.txt", {}),
     ("predict-over-pixel-limit", ["predict", R0, "big.png"], 1, "39,999", {"RESLEARN_MAX_PIXELS": "39999"}),
     ("predict-bad-pixel-limit", ["predict", R0, "img.png"], 2, "'lots'", {"RESLEARN_MAX_PIXELS": "lots"}),
+    # ---- the right advice (issue 32)
+    ("eval-run-with-only-prev", ["eval", "runs/only_prev"], 2, "runs/only_prev/prev.pt", {}),
+    ("resume-run-with-only-prev", ["train", "--resume", "runs/only_prev"], 2, "runs/only_prev/prev.pt", {}),
+    ("eval-torch-named-safetensors", ["eval", "torch.safetensors"], 2, "name it .pt", {}),
+    # ---- environment variables are input too (issue 32): one line naming the variable
+    ("env-omp-threads-text", TR, 2, "OMP_NUM_THREADS", {"OMP_NUM_THREADS": "abc"}),
+    ("env-omp-threads-0", ["eval", R0], 2, "OMP_NUM_THREADS", {"OMP_NUM_THREADS": "0"}),
+    ("env-mkl-threads-negative", ["summary", "resnet20"], 2, "MKL_NUM_THREADS", {"MKL_NUM_THREADS": "-2"}),
+    ("env-dist-timeout-text", TR, 2, "RESLEARN_DIST_TIMEOUT", {"RESLEARN_DIST_TIMEOUT": "soon"}),
+    ("env-dist-timeout-inf", TR, 2, "RESLEARN_DIST_TIMEOUT", {"RESLEARN_DIST_TIMEOUT": "inf"}),
+    ("env-cache-dir-a-file", TR, 2, "RESLEARN_CACHE_DIR", {"RESLEARN_CACHE_DIR": "afile.txt"}),
+    ("env-jobs-dir-a-file", TR, 2, "RESLEARN_JOBS_DIR", {"RESLEARN_JOBS_DIR": "afile.txt"}),
     # ---- export
     ("export-over-last", ["export", R0, "--format", "safetensors", "--out", f"{R0}/last.pt"], 2, "last.pt", {}),
     ("export-over-prev", ["export", R0, "--format", "safetensors", "--out", f"{R0}/prev.pt"], 2, "prev.pt", {}),
@@ -283,6 +316,11 @@ CASES = [
     ("reproduce-image-size-on-cifar", ["reproduce", "cifar", "--out", "study", "--image-size", "64"], 2, "--image-size", {}),
     ("reproduce-eval-every-negative", ["reproduce", "cifar", "--out", "study", "--eval-every", "-1"], 2, "--eval-every", {}),
     ("reproduce-study-unknown", ["reproduce", "mnist", "--out", "study"], 2, "'mnist'", {}),
+    # ---- data pickles never run code (issue 32): refused naming the file and the global
+    ("pickle-meta-runs-code-train", [*TR, "--data-dir", "c10_evil_meta"], 2, "posix.system", {}),
+    ("pickle-batch-runs-code-train", [*TR, "--data-dir", "c10_evil_data"], 2, "posix.system", {}),
+    ("pickle-meta-runs-code-eval", ["eval", R0, "--data-dir", "c10_evil_meta"], 2, "batches.meta", {}),
+    ("pickle-batch-runs-code-responses", ["responses", R0, "--data-dir", "c10_evil_data"], 2, "data_batch_1", {}),
 ]  # fmt: skip
 
 
@@ -330,17 +368,26 @@ def test_hidden_folders_are_not_classes(ws, tmp_path, monkeypatch):
     assert load_checkpoint(out).classes == ["cat", "dog", "frog"]
 
 
-def test_overwrite_replaces_an_export_and_says_so(ws, tmp_path, capsys, monkeypatch):
+def test_overwrite_replaces_only_an_export_of_its_kind_and_says_so(ws, tmp_path, capsys, monkeypatch):
+    """--overwrite replaces a file reslearn wrote of the kind it writes there (an earlier
+    export); a user's file at that path is refused, even with --overwrite, and kept."""
     monkeypatch.chdir(ws)
-    target = tmp_path / "r0.onnx"
-    target.write_text("old")
-    assert cli_main(["export", R0, "--format", "torchscript", "--out", str(target), "--overwrite"]) == 0
-    assert f"replacing {target}" in capsys.readouterr().out and target.read_bytes() != b"old"
+    target = tmp_path / "r0.ts"
+    argv = ["export", R0, "--format", "torchscript", "--out", str(target)]
+    assert cli_main(argv) == 0
+    first = target.read_bytes()
+    assert cli_main([*argv, "--overwrite"]) == 0
+    assert f"replacing {target}" in capsys.readouterr().out and target.read_bytes() == first
+    theirs = tmp_path / "theirs.onnx"
+    theirs.write_text("old")
+    assert cli_main(["export", R0, "--format", "torchscript", "--out", str(theirs), "--overwrite"]) == 2
+    assert "is not a TorchScript archive" in capsys.readouterr().err and theirs.read_text() == "old"
 
 
 def test_a_run_folder_is_one_reslearn_made(ws, tmp_path, capsys, monkeypatch):
     """Its marker lets a restart before the first checkpoint reuse it; a user's folder
-    with the same file names is replaced only with --overwrite, which names the files."""
+    with the same file names is refused, with --overwrite too (issue 32: --overwrite
+    replaces only what the run's manifest lists), and nothing of theirs is touched."""
     monkeypatch.chdir(ws)
     argv = [*TR[:-1], str(tmp_path / "run")]
     assert cli_main(argv) == 0
@@ -349,15 +396,84 @@ def test_a_run_folder_is_one_reslearn_made(ws, tmp_path, capsys, monkeypatch):
     for f in ("last.pt", "prev.pt", "final.json"):
         (run / f).unlink(missing_ok=True)  # as if killed before its first checkpoint
     assert cli_main(argv) == 0  # its own folder: no refusal
-    mine = tmp_path / "mine"
-    mine.mkdir()
-    (mine / "config.json").write_text("{}")
-    (mine / "notes.txt").write_text("keep me")
-    argv = [*TR[:-1], str(mine)]
-    assert cli_main(argv) == 2 and "did not write" in capsys.readouterr().err
-    assert cli_main([*argv, "--overwrite"]) == 0
-    assert "replacing config.json" in capsys.readouterr().err
-    assert (mine / "notes.txt").read_text() == "keep me"  # never touched
+    (run / "notes.txt").write_text("mine")
+    assert cli_main([*argv, "--overwrite"]) == 0  # the run's own files are replaced, named
+    assert "replacing" in capsys.readouterr().err and (run / "notes.txt").read_text() == "mine"
+    for what in ("config.json", "tb"):
+        mine = tmp_path / f"mine-{what}"
+        (mine / "tb" / "old").mkdir(parents=True) if what == "tb" else mine.mkdir()
+        (mine / "tb" / "old" / "events.txt").write_text("x") if what == "tb" else (mine / what).write_text(
+            "{}"
+        )
+        (mine / "notes.txt").write_text("keep me")
+        before = snapshot(mine)
+        for extra in ([], ["--overwrite"]):
+            assert cli_main([*TR[:-1], str(mine), *extra]) == 2
+            assert "did not write" in capsys.readouterr().err
+        assert snapshot(mine) == before  # never touched
+
+
+def test_no_output_goes_inside_a_run_or_over_its_fine_tuning_source(ws, tmp_path, capsys, monkeypatch):
+    """Issue 32: a run's files are written by train alone; a fine-tuned run does not go
+    into the run it starts from; no --out inside the data being read."""
+    monkeypatch.chdir(ws)
+    (ws / R0 / "tb").mkdir()  # a folder inside the run, as TensorBoard's
+    before = snapshot(ws)
+    cases = [
+        (["responses", R0, "--out", f"{R0}/metrics.jsonl", "--overwrite"], "inside the run folder"),
+        (
+            ["export", R0, "--format", "safetensors", "--out", f"{R0}/config.json", "--overwrite"],
+            "inside the run",
+        ),
+        (["export", R0, "--format", "safetensors", "--out", f"{R0}/tb/x.st"], "inside the run"),
+        ([*TR[:-1], R0, "--init", R0, "--overwrite"], "same run"),
+        ([*TR[:-1], "c10/run"], "inside the data folder"),
+        (["responses", R0, "--data-dir", "c10", "--out", "c10/r.json"], "inside the data folder"),
+    ]
+    for argv, says in cases:
+        assert cli_main(argv) == 2, argv
+        assert says in capsys.readouterr().err, argv
+    assert snapshot(ws) == before
+    (ws / R0 / "tb").rmdir()
+
+
+def test_one_writer_per_run_folder(ws, tmp_path, capsys, monkeypatch):
+    """Issue 32: a process training a run holds its folder's lock; a second train into it,
+    new or --resume, is refused naming the holder; reading the run works meanwhile; the
+    lock of a process that died (SIGKILL included: the kernel drops it) never blocks."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from reslearn.rundir import RunLock
+
+    monkeypatch.chdir(ws)
+    run = tmp_path / "run"
+    assert cli_main([*TR[:-1], str(run), "--iterations", "4"]) == 0
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from reslearn.rundir import RunLock
+            RunLock({str(run)!r}).acquire()
+            print("held", flush=True)
+            time.sleep(60)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert cli_main(["train", "--resume", str(run), "--iterations", "6", "--progress", "none"]) == 2
+        err = capsys.readouterr().err
+        assert f"pid {holder.pid}" in err and "is being written" in err
+        assert cli_main([*TR[:-1], str(run), "--overwrite"]) == 2
+        assert f"pid {holder.pid}" in capsys.readouterr().err
+        assert cli_main(["export", str(run), "--format", "safetensors", "--out", str(tmp_path / "m.st")]) == 0
+        holder.kill()
+        holder.wait()
+        RunLock(run).acquire().release()  # the dead holder's lock is gone
+        assert cli_main(["train", "--resume", str(run), "--iterations", "6", "--progress", "none"]) == 0
+    finally:
+        holder.kill()
 
 
 def test_data_paths_are_stored_absolute_and_resume_from_anywhere(ws, tmp_path, monkeypatch):
@@ -376,3 +492,30 @@ def test_threads_above_the_cores_are_capped_with_a_warning(capsys):
     with ThreadPolicy(100_000):
         assert torch.get_num_threads() == cpu_count()
     assert "capped" in capsys.readouterr().err
+
+
+def test_damaged_metrics_and_published_index_are_named_not_tracebacks(ws, tmp_path, capsys, monkeypatch):
+    """Issue 32: a damaged metrics.jsonl is named with its line (resume, report), a damaged
+    index of the published nets is named (zoo, a net by name): one line, exit 2."""
+    import shutil
+
+    from reslearn import published
+
+    monkeypatch.chdir(ws)
+    run = tmp_path / "study" / "r-s1"
+    shutil.copytree(ws / R0, run)
+    (run / ".reslearn-lock").unlink(missing_ok=True)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"iteration": 3, "lo\n')
+    for argv in (["train", "--resume", str(run), "--iterations", "4"], ["report", str(tmp_path / "study")]):
+        assert cli_main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "metrics.jsonl' line 2 is not a metrics row" in err and "Traceback" not in err
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    monkeypatch.setattr(published, "WEIGHTS_DIR", weights)
+    for text in ("{not json", '{"nets": [{"name": "x"}]}', '{"nets": 3}'):
+        (weights / "index.json").write_text(text)
+        for argv in (["zoo"], ["eval", "resnet20-cifar10"]):
+            assert cli_main(argv) == 2, (argv, text)
+            assert "index of the published nets, is damaged" in capsys.readouterr().err

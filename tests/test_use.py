@@ -18,34 +18,48 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def cifar_run(tmp_path_factory):
-    """resnet8 trained briefly on 100 real CIFAR-10 images (10 a class) it will be asked about."""
-    from .conftest import data_root
+def cifar_run(tmp_path_factory, cifar10):
+    """resnet8 trained briefly through the cifar10 data set on 100 original CIFAR-10 images
+    (the first 10 of each class in data_batch_1), which it will be asked about as PNG files."""
+    from PIL import Image
 
-    src = data_root() / "cifar10-jpeg" / "train"
+    from reslearn.data.cifar import (
+        CIFAR10_CLASSES,
+        PICKLE_DIR,
+        TEST_BATCH,
+        TRAIN_BATCHES,
+        read_pickle,
+        write_pickle_batch,
+    )
+
     tmp = tmp_path_factory.mktemp("use")
-    for split in ("train", "test"):
-        for c in sorted(p.name for p in src.iterdir()):
-            (tmp / "data" / split / c).mkdir(parents=True)
-            for f in sorted((src / c).iterdir())[:10]:
-                shutil.copy(f, tmp / "data" / split / c / f.name)
+    a = read_pickle(cifar10 / PICKLE_DIR)
+    pick = torch.cat([(a.train_y[:10_000] == c).nonzero()[:10, 0] for c in range(10)])
+    x, y = a.train_x[pick].numpy(), a.train_y[pick].tolist()
+    d = tmp / "data" / PICKLE_DIR
+    d.mkdir(parents=True)
+    for name in (*TRAIN_BATCHES, TEST_BATCH):  # every batch the same 100 images
+        write_pickle_batch(d / name, x, y)
+    for i, (img, label) in enumerate(zip(x, y)):
+        (tmp / "png" / CIFAR10_CLASSES[label]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img.transpose(1, 2, 0)).save(tmp / "png" / CIFAR10_CLASSES[label] / f"{i:03d}.png")
     import os
 
     os.environ["RESLEARN_CACHE_DIR"] = str(tmp / "cache")
     cfg = TrainConfig(
         ModelConfig("cifar_resnet8"),
-        DataConfig(str(tmp / "data"), download=False, augment=False),
+        DataConfig(str(tmp / "data"), dataset="cifar10", download=False, augment=False),
         OptimConfig(batch_size=50, iterations=120, lr=0.05),
         RunConfig(out=str(tmp / "run"), device="cpu", progress="none", tensorboard=False, eval_every=120),
     )
-    return train(cfg), tmp / "data"
+    return train(cfg), tmp / "png"
 
 
 def test_load_and_predict_real_cifar_images(cifar_run, capsys):
     run, data = cifar_run
     model, preprocess, classes = reslearn.load(run)
     assert not model.training and classes[0] == "airplane" and len(classes) == 10
-    files = [sorted((data / "train" / c).iterdir())[0] for c in classes]  # one training image a class
+    files = [sorted((data / c).iterdir())[0] for c in classes]  # one training image a class
     assert cli_main(["predict", str(run), *map(str, files), "--json", "--device", "cpu", "--top-k", "3"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert len(res) == 10 and all(len(r["top_k"]) == 3 for r in res)
@@ -294,24 +308,24 @@ def _published():
 
 
 @pytest.mark.parametrize("name", _published())
-def test_each_published_net_loads_verified_and_classifies_real_test_images(name, shared_data):
+def test_each_published_net_loads_verified_and_classifies_real_test_images(name, cifar10):
     """The nets shipped in src/reslearn/weights: each loads by name (its sha256 checked
-    against the index) and classifies real CIFAR-10 test images it never trained on:
-    the first 20 of each class, where a net with its published error (about 10%) errs on
-    a few and a damaged or mislabelled one on most (chance: 90%)."""
+    against the index) and classifies original CIFAR-10 test images it never trained on:
+    the first 20 of each class in the official test_batch, where a net with its published
+    error (about 10%) errs on a few and a damaged or mislabelled one on most (chance: 90%)."""
     from reslearn import published
-    from reslearn.data.folders import decode_rgb
+    from reslearn.data.cifar import PICKLE_DIR, read_pickle
 
     entry = published.find(name)
     model, preprocess, classes = reslearn.load(name)
-    test = shared_data / "cifar10-jpeg" / "test"
-    assert list(classes) == sorted(p.name for p in test.iterdir())
-    files = [(i, f) for i, c in enumerate(classes) for f in sorted((test / c).iterdir())[:20]]
-    batch = torch.stack([preprocess(decode_rgb(f)) for _, f in files])
+    a = read_pickle(cifar10 / PICKLE_DIR)
+    assert tuple(classes) == a.classes
+    pick = torch.cat([(a.test_y == c).nonzero()[:20, 0] for c in range(10)])
+    batch = torch.stack([preprocess(img) for img in a.test_x[pick]])
     with torch.no_grad():
         predicted = model(batch).argmax(1)
-    err = 100 * (predicted != torch.tensor([i for i, _ in files])).float().mean().item()
-    assert err < max(30.0, 2 * entry["test_err"]), f"{name}: {err:.1f}% wrong of {len(files)}"
+    err = 100 * (predicted != a.test_y[pick]).float().mean().item()
+    assert err < max(30.0, 2 * entry["test_err"]), f"{name}: {err:.1f}% wrong of {len(pick)}"
 
 
 def test_the_readme_zoo_table_lists_every_published_net_with_its_measured_error():
@@ -332,3 +346,25 @@ def test_the_readme_zoo_table_lists_every_published_net_with_its_measured_error(
     assert set(rows) == set(entries), f"README rows {sorted(rows)} vs published {sorted(entries)}"
     for name, e in entries.items():
         assert rows[name][1] == e["model"] and rows[name][3] == f"{e['test_err']:.2f}", (name, rows[name])
+        original = e.get("test_err_original", e["test_err"])  # a net trained on the originals: the same
+        assert rows[name][4] == f"{original:.2f}", (name, rows[name])
+
+
+def test_hub_prefers_a_net_trained_on_the_original_cifar10(tmp_path):
+    """pretrained=True gives the best net on the original CIFAR-10 (issue 31): one trained
+    on the originals before one trained on the JPEG copy, whatever the copy's own test set
+    said; among copies, the lower error on the original test set."""
+    from reslearn import published
+
+    jpeg, orig = "imagefolder:cifar10-jpeg", "pickle:cifar-10-batches-py"
+    nets = [
+        {"name": "a-jpeg", "model": "resnet20", "test_err": 9.0, "test_err_original": 11.6, "data": jpeg},
+        {"name": "b-orig", "model": "resnet20", "test_err": 10.5, "data": orig},
+        {"name": "c-jpeg", "model": "resnet56", "test_err": 9.0, "test_err_original": 12.0, "data": jpeg},
+        {"name": "d-jpeg", "model": "resnet56", "test_err": 11.0, "test_err_original": 10.2, "data": jpeg},
+    ]  # fmt: skip
+    nets = [{**e, "file": f"{e['name']}.safetensors", "sha256": "0" * 64} for e in nets]
+    (tmp_path / "index.json").write_text(json.dumps({"nets": nets}))
+    assert published.for_model("resnet20", tmp_path)["name"] == "b-orig"
+    assert published.for_model("resnet56", tmp_path)["name"] == "d-jpeg"
+    assert published.for_model("resnet110", tmp_path) is None
