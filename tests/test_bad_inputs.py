@@ -51,6 +51,9 @@ def ws(tmp_path_factory):
         Image.new("RGB", (32, 32)).save(root / "one_class" / "train" / "cat" / "a.png")
         Image.new("RGB", (32, 32)).save(root / "one_class" / "test" / "cat" / "a.png")
         (root / "empty_dir").mkdir()
+        for name in ("\udcffcat", "dog"):  # a class folder whose name is not UTF-8 (byte 0xff)
+            (root / "nonutf8" / "train" / name).mkdir(parents=True)
+            Image.new("RGB", (32, 32)).save(root / "nonutf8" / "train" / name / "a.png")
         (root / "somedir").mkdir()
         (root / "mine").mkdir()  # the user's own files, named as a run's would be
         (root / "mine" / "config.json").write_text('{"mine": true}\n')
@@ -130,6 +133,9 @@ CASES = [
     ("batch-negative", [*TR, "--batch-size", "-32"], 2, "-32", {}),
     ("batch-over-data", [*TR, "--batch-size", "10000"], 2, "10000", {}),
     ("lr-0", [*TR, "--lr", "0"], 2, "0", {}),
+    ("val-split-1.0", [*TR, "--val-split", "1.0"], 2, "1.0", {}),
+    ("image-size-over-memory", [*T, "--data-dir", "folder", "--model", "resnet18", "--recipe", "imagenet", "--image-size", "100000", "--out", "runs/new"], 2, "--image-size 100000", {}),
+    ("class-folder-not-utf8", [*T, "--data-dir", "nonutf8", "--model", "cifar_resnet8", "--out", "runs/new"], 2, "not UTF-8", {}),
     ("lr-inf", [*TR, "--lr", "inf"], 2, "inf", {}),
     ("weight-decay-inf", [*TR, "--weight-decay", "inf"], 2, "inf", {}),
     ("weight-decay-nan", [*TR, "--weight-decay", "nan"], 2, "nan", {}),

@@ -21,6 +21,15 @@ def class_folders(split_dir: Path) -> list[str]:
     """The class folders of ``split_dir``, sorted. Names starting with "." (.cache/,
     .ipynb_checkpoints/, .git/) are not classes; fewer than two classes is an error."""
     names = sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    for name in names:  # a class name is stored in checkpoints and printed: it must be text
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            raise DataError(
+                f"the class folder {shown!r} in {str(split_dir)!r} has a name that is not UTF-8 "
+                f"text; rename it (class names are stored with the net and printed)"
+            ) from None
     if len(names) < 2:
         found = f"only {names[0]!r}" if names else "none"
         raise DataError(

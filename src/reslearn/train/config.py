@@ -47,6 +47,11 @@ def _real(name: str, value: Any, low: float = 0.0, allow_low: bool = False) -> N
 def _count_or_fraction(name: str, value: Any) -> int | float:
     """A whole number of items (kept as an int) or a fraction in (0, 1)."""
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(value, float) and value == 1.0:
+        raise ValueError(
+            f"{name} 1.0 is not a fraction in (0, 1) (it would hold out every image); "
+            f"for a count of one image write 1"
+        )
     if number and (0 < value < 1 or (value >= 0 and float(value).is_integer())):
         return value if 0 < value < 1 else int(value)
     raise ValueError(f"{name} must be a count (0, 1, 2, ...) or a fraction in (0, 1), got {value!r}")

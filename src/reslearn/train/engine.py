@@ -455,7 +455,25 @@ def start_run(cfg: TrainConfig, overwrite: bool = False) -> tuple[TrainConfig, P
     run_dir = Path(cfg.run.out) if cfg.run.out else default_run_dir(cfg)
     check_new_run(run_dir, overwrite)
     check_not_inside(run_dir, cfg)
+    check_batch_fits(cfg)
     return cfg.replace({"run.out": str(run_dir), **absolute_paths(cfg)}), run_dir
+
+
+def check_batch_fits(cfg: TrainConfig) -> None:
+    """Refuse, before allocating, an image size whose input batch alone (uint8 and float32
+    copies, B x 3 x S x S x 5 bytes) exceeds this machine's memory: the net's activations
+    need many times more, so such a run could only die (issue 32)."""
+    s, b = cfg.data.image_size, cfg.optim.batch_size
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not Linux
+        return
+    if s and b and b * 3 * s * s * 5 > total:
+        raise ValueError(
+            f"--image-size {s}: one batch of {b} such images takes {b * 3 * s * s * 5 / 2**30:,.0f} GiB "
+            f"before the net's activations, over this machine's {total / 2**30:,.0f} GiB; "
+            f"choose a smaller --image-size or --batch-size"
+        )
 
 
 def check_not_inside(run_dir: Path, cfg: TrainConfig) -> None:
