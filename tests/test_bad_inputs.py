@@ -525,3 +525,27 @@ def test_damaged_metrics_and_published_index_are_named_not_tracebacks(ws, tmp_pa
         for argv in (["zoo"], ["eval", "resnet20-cifar10"]):
             assert cli_main(argv) == 2, (argv, text)
             assert "index of the published nets, is damaged" in capsys.readouterr().err
+
+
+def test_resume_on_changed_training_data_is_refused_unless_asked(ws, tmp_path, capsys, monkeypatch):
+    """Issue 32: a run stores a fingerprint of its training list; --resume on data that
+    changed since (an image added) is refused naming the run, and goes on with
+    --data-changed, saying so. The same data moved elsewhere is the same data."""
+    import shutil
+
+    from reslearn.train import train
+
+    from .helpers import train_cfg
+
+    monkeypatch.chdir(ws)
+    data = shutil.copytree(ws / "folder", tmp_path / "folder")
+    run = train(train_cfg(data, tmp_path / "run", iterations=4, batch=2), stop_after=2)
+    moved = shutil.move(data, tmp_path / "moved")
+    assert cli_main(["train", "--resume", str(run), "--iterations", "4", "--data-dir", str(moved)]) == 0
+    run = train(train_cfg(moved, tmp_path / "run2", iterations=4, batch=2), stop_after=2)
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(moved / "train" / "cat" / "new.png")
+    assert cli_main(["train", "--resume", str(run), "--iterations", "4"]) == 2
+    assert "training data of" in capsys.readouterr().err
+    assert cli_main(["train", "--resume", str(run), "--iterations", "4", "--data-changed", "--progress", "log"]) == 0
+    assert "going on with it (--data-changed)" in capsys.readouterr().out
+    assert cli_main([*TR[:-1], str(tmp_path / "fresh"), "--data-changed"]) == 2

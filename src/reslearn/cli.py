@@ -140,6 +140,11 @@ def _add_train(sub) -> None:
         "--overwrite", action="store_true", help="replace the run in --out (its checkpoints and metrics)"
     )
     s.add_argument(
+        "--data-changed",
+        action="store_true",
+        help="resume although the training images changed since the checkpoint (refused otherwise)",
+    )
+    s.add_argument(
         "--auto-resume",
         action="store_true",
         help="continue the run in --out if it holds one, else start it (for torchrun --max-restarts)",
@@ -195,7 +200,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     if a.nproc is not None and a.nproc != 1 and launched_world_size() == 1:
         return launch_torchrun(a.nproc, a.argv)  # refuses N < 1; each worker runs train_job
     layers, names = train_layers(a)
-    run_dir = train_job(layers, names, a.resume, a.overwrite, a.auto_resume)
+    run_dir = train_job(layers, names, a.resume, a.overwrite, a.auto_resume, a.data_changed)
     if is_main_process():
         print(f"run directory: {run_dir}")
     return 0

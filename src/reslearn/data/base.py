@@ -9,8 +9,10 @@ set on the training device; the CIFAR default) and
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -109,6 +111,24 @@ class TrainDataBase:
 
     def steps_per_epoch(self) -> int:
         return self.num_train // self.batch_size
+
+    def fingerprint(self) -> str | None:
+        """A digest of the training list (issue 32): each image's class folder, file name and
+        label (file data sets), or the decoded uint8 images and labels (in-memory sets), and
+        the class names. The same data moved elsewhere keeps it; an image added, removed or
+        relabelled (and, in memory, edited) changes it. None: not known for this data."""
+        h = hashlib.sha256("|".join(self.classes).encode())
+        items = getattr(self, "items", None)
+        x, y = getattr(self, "train_x", None), getattr(self, "train_y", None)
+        if items is not None:
+            for path, label in items:
+                h.update(f"{Path(path).parent.name}/{Path(path).name}:{label};".encode())
+        elif x is not None and y is not None:
+            h.update(x.cpu().contiguous().numpy().tobytes())
+            h.update(y.cpu().contiguous().numpy().tobytes())
+        else:
+            return None
+        return h.hexdigest()[:16]
 
     def eval_sets(self) -> dict[str, EvalSet]:
         return dict(self._eval)

@@ -75,6 +75,7 @@ class Trainer:
     progress: Progress
     log: MetricsLog | None = None  # main process only
     lock: RunLock | None = None  # main process only: the run folder's, held while it trains
+    fingerprint: str | None = None  # of the training list (TrainDataBase.fingerprint)
     t_start: float = field(default_factory=time.perf_counter)
     lr: float = 0.0  # of the last step
     last_saved: int | None = None  # iteration of the last checkpoint written (or resumed from)
@@ -356,6 +357,7 @@ def make_checkpoint(tr: Trainer) -> Checkpoint:
             "schedule": tr.schedule.describe(),
             "init": tr.init["source"] if tr.init else None,
             "total": tr.total,
+            "data_fingerprint": tr.fingerprint,
         },
     )
 
@@ -459,6 +461,26 @@ def start_run(cfg: TrainConfig, overwrite: bool = False) -> tuple[TrainConfig, P
     return cfg.replace({"run.out": str(run_dir), **absolute_paths(cfg)}), run_dir
 
 
+def check_same_data(tr: Trainer, ckpt: Checkpoint | None, go_on: bool) -> str | None:
+    """On resume: the training list must be the one the checkpoint trained on (its
+    fingerprint), or the run would not continue the same experiment; ``go_on``
+    (--data-changed) accepts the change and returns the line saying so. A checkpoint from
+    before fingerprints, or data without one, is not checked."""
+    saved = ckpt.provenance.get("data_fingerprint") if ckpt is not None else None
+    if not saved or not tr.fingerprint or saved == tr.fingerprint:
+        return None
+    what = (
+        f"the training data of {str(tr.run_dir)!r} changed since its checkpoint (images added, "
+        f"removed or relabelled: fingerprint {saved} then, {tr.fingerprint} now)"
+    )
+    if not go_on:
+        raise ValueError(
+            f"{what}; resuming would not continue the same experiment: restore the data, or add "
+            f"--data-changed to go on with it"
+        )
+    return f"{what}; going on with it (--data-changed)"
+
+
 def check_batch_fits(cfg: TrainConfig) -> None:
     """Refuse, before allocating, an image size whose input batch alone (uint8 and float32
     copies, B x 3 x S x S x 5 bytes) exceeds this machine's memory: the net's activations
@@ -531,6 +553,7 @@ def train(
     overrides: dict[str, Any] | list[dict[str, Any]] | None = None,
     flag_names: dict[str, str] | None = None,
     overwrite: bool = False,
+    data_changed: bool = False,
 ) -> Path:
     """Train with ``cfg`` into its run directory, or continue the run at ``resume``.
 
@@ -538,6 +561,7 @@ def train(
     (config file, --set, flags). On a resumed run they apply where safe
     (config.RESUME_SAFE) and are refused otherwise, named by ``flag_names``. ``stop_after``: stop (with a
     checkpoint) after this many iterations of the run, as an interruption would.
+    ``data_changed``: resume although the training list changed since the checkpoint.
     Returns the run directory.
     """
     layers = [overrides] if isinstance(overrides, dict) else list(overrides or [])
@@ -551,9 +575,13 @@ def train(
     with ThreadPolicy(cfg.run.threads) as threads:  # before build: loading uses them too
         tr = build(cfg, run_dir, ckpt)
         tr.threads = threads
+        tr.fingerprint = tr.data.fingerprint()
+        changed = check_same_data(tr, ckpt, data_changed)
         it = tr.state.iteration
         tr.progress.log(header(tr) + (f", resumed at iteration {it}" if ckpt is not None else ""))
         tr.progress.log("config: " + json.dumps(cfg.to_dict()))
+        if changed:
+            tr.progress.log(changed)
         if tr.init is not None and ckpt is None:
             for line in describe_init(tr.init, tr.frozen):
                 tr.progress.log(line)

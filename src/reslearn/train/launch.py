@@ -57,6 +57,7 @@ def train_job(
     resume: str | None = None,
     overwrite: bool = False,
     auto: bool = False,
+    data_changed: bool = False,
 ) -> Path:
     """One training job of the command line, in this process (one of torchrun's or alone):
     a new run, ``resume``, or with ``auto`` whichever ``--out`` calls for. The process
@@ -65,11 +66,13 @@ def train_job(
         if resume:
             raise ValueError("give --resume RUN_DIR or --auto-resume (with --out), not both")
         resume, layers = auto_resume(layers)
+    if data_changed and not resume:
+        raise ValueError("--data-changed applies to --resume (or --auto-resume of a run that exists)")
     if resume and overwrite:
         raise ValueError("--overwrite starts a new run; it does not go with --resume")
     try:
         if resume:
-            return train(resume=resume, overrides=layers, flag_names=names)
+            return train(resume=resume, overrides=layers, flag_names=names, data_changed=data_changed)
         return train(overrides=layers, flag_names=names, overwrite=overwrite)
     finally:
         if tdist.is_available() and tdist.is_initialized():
