@@ -257,6 +257,7 @@ CASES = [
     ("eval-run-with-only-prev", ["eval", "runs/only_prev"], 2, "runs/only_prev/prev.pt", {}),
     ("resume-run-with-only-prev", ["train", "--resume", "runs/only_prev"], 2, "runs/only_prev/prev.pt", {}),
     ("eval-torch-named-safetensors", ["eval", "torch.safetensors"], 2, "name it .pt", {}),
+    ("predict-net-file-as-image", ["predict", R0, "r0.safetensors"], 1, "the net comes first", {}),
     # ---- environment variables are input too (issue 32): one line naming the variable
     ("env-omp-threads-text", TR, 2, "OMP_NUM_THREADS", {"OMP_NUM_THREADS": "abc"}),
     ("env-omp-threads-0", ["eval", R0], 2, "OMP_NUM_THREADS", {"OMP_NUM_THREADS": "0"}),

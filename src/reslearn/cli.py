@@ -520,6 +520,8 @@ def _cmd_predict(a: argparse.Namespace) -> int:
     with _thread_job(a):
         results, failed = predict_files(a.checkpoint, a.images, a.top_k, a.device, a.batch_size)
     for path, err in failed:
+        if Path(path).suffix.lower() in (".safetensors", ".pt", ".pth", ".onnx"):
+            err = f"it is a net's file, not an image (the net comes first: reslearn predict {path} IMAGE...)"
         print(f"reslearn predict: cannot read {path}: {err}", file=sys.stderr)
     if a.json:
         print(json.dumps(results, indent=1))
