@@ -203,7 +203,7 @@ class OptimConfig(_Section):
             _real("head_lr", self.head_lr)
         if self.norm_weight_decay is not None:
             _real("norm_weight_decay", self.norm_weight_decay, allow_low=True)
-        _real("warmup_until_err", self.warmup_until_err)
+        _real("warmup_until_err", self.warmup_until_err, allow_low=True)  # 0: warm up to the first drop
         self.milestones = tuple(float(m) for m in self.milestones)
         if any(not 0 < m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
             raise ValueError(f"milestones must be increasing fractions in (0, 1), got {self.milestones}")
