@@ -51,6 +51,12 @@ def ws(tmp_path_factory):
         Image.new("RGB", (32, 32)).save(root / "one_class" / "train" / "cat" / "a.png")
         Image.new("RGB", (32, 32)).save(root / "one_class" / "test" / "cat" / "a.png")
         (root / "empty_dir").mkdir()
+        for split, c, i in [(s, c, i) for s in ("train", "val") for c in ("ant", "bee") for i in range(4)]:
+            for tree in ("photos", "photos_val"):  # folder data sets: train/ alone, train/ + val/
+                if split == "val" and tree == "photos":
+                    continue
+                (root / tree / split / c).mkdir(parents=True, exist_ok=True)
+                Image.new("RGB", (32, 32), (40 * i, 0, 0)).save(root / tree / split / c / f"{i}.png")
         for name in ("\udcffcat", "dog"):  # a class folder whose name is not UTF-8 (byte 0xff)
             (root / "nonutf8" / "train" / name).mkdir(parents=True)
             Image.new("RGB", (32, 32)).save(root / "nonutf8" / "train" / name / "a.png")
@@ -134,6 +140,8 @@ CASES = [
     ("batch-over-data", [*TR, "--batch-size", "10000"], 2, "10000", {}),
     ("lr-0", [*TR, "--lr", "0"], 2, "0", {}),
     ("val-split-1.0", [*TR, "--val-split", "1.0"], 2, "1.0", {}),
+    ("val-split-0-without-val", [*T, "--data-dir", "photos", "--model", "cifar_resnet8", "--val-split", "0", "--out", "runs/new"], 2, "--val-split 0", {}),
+    ("val-split-beside-val", [*T, "--data-dir", "photos_val", "--model", "cifar_resnet8", "--val-split", "0.2", "--out", "runs/new"], 2, "--val-split 0.2", {}),
     ("image-size-over-memory", [*T, "--data-dir", "folder", "--model", "resnet18", "--recipe", "imagenet", "--image-size", "100000", "--out", "runs/new"], 2, "--image-size 100000", {}),
     ("class-folder-not-utf8", [*T, "--data-dir", "nonutf8", "--model", "cifar_resnet8", "--out", "runs/new"], 2, "not UTF-8", {}),
     ("lr-inf", [*TR, "--lr", "inf"], 2, "inf", {}),

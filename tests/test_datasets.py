@@ -268,7 +268,7 @@ def test_a_folder_of_small_images_trains_cifar_style_at_its_size_with_a_stratifi
     )
     log = capsys.readouterr().out
     assert "folder:" in log and "the CIFAR pipeline at 24x24" in log
-    assert "val: 6 images (10%) held out of train/, stratified, seed 0" in log
+    assert "val: 6 images (10%) held out of train/, stratified, by a hash of each file's name" in log
     cfg = json.loads((out / "config.json").read_text())
     assert (cfg["data"]["dataset"], cfg["optim"]["recipe"], cfg["data"]["image_size"]) == (
         "folder",
@@ -389,3 +389,30 @@ def test_photos_in_train_and_val_with_your_class_names_are_a_folder_and_wnids_ar
     assert detect_dataset(write_imagenet_folder(tmp_path / "inet")).name == "imagenet"
     small = write_photo_folder(tmp_path / "small", sizes=[(24, 24)], per_class=10, val=True)
     assert detect_dataset(small).name == "folder"
+
+
+def test_a_folder_hold_out_barely_moves_when_images_are_added(tmp_path):
+    """Issue 32: the hold-out is chosen by a hash of each file's name, so adding images to
+    a class moves at most as many of its old images across (a new one takes a held-out
+    place, plus the one place more a larger class may get), where a shuffle by position
+    would redraw the whole split. Saved runs from before keep their seeded split."""
+    import shutil
+
+    from reslearn.data.folder import folder_splits, legacy_options
+
+    root = write_photo_folder(tmp_path / "bugs", sizes=[(24, 24)], per_class=20)
+    before = folder_splits(root, 0.25)
+    for c in ("ant", "bee", "cow"):
+        for i in range(3):
+            shutil.copy(root / "train" / c / "0.png", root / "train" / c / f"new{i}.png")
+    after = folder_splits(root, 0.25)
+    for label, c in enumerate(after.classes):
+        old = {p for p, y in before.train + before.val if y == label}
+        was = {p for p, y in before.val if y == label}
+        now = {p for p, y in after.val if y == label} & old
+        slots = len([1 for _, y in after.val if y == label]) - len(was)
+        assert len(was ^ now) <= 3 + abs(slots), (c, sorted(was ^ now))
+    assert legacy_options({"val_split": 0}) == {"val_split": None, "holdout": "seeded"}
+    assert legacy_options({"val_split": 0.2, "holdout": "name-hash"})["val_split"] == 0.2
+    seeded = folder_splits(root, None, "seeded")
+    assert "seed 0" in seeded.how and len(seeded.val) == len(folder_splits(root, None).val)

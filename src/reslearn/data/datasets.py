@@ -21,7 +21,15 @@ from .augment import center_view
 from .base import DataSet, TrainData
 from .cifar import CIFAR10_ARCHIVE, CIFAR10_CLASSES, CIFAR100_ARCHIVE, CifarArchive, load_cifar
 from .device import DeviceData, TensorEvalSet
-from .folder import DEFAULT_EPOCHS, decode_small, describe, folder_splits, small_arrays, small_image_size
+from .folder import (
+    DEFAULT_EPOCHS,
+    decode_small,
+    describe,
+    folder_splits,
+    legacy_options,
+    small_arrays,
+    small_image_size,
+)
 from .folders import DataError
 from .imagenet import (
     IMAGENET_CLASSES_TSV,
@@ -189,12 +197,13 @@ def _folder_decide(d) -> dict:
     root = Path(d.data_dir).expanduser()
     size = small_image_size(root)
     out = {"recipe": "cifar", "image_size": size} if size else {"recipe": "imagenet"}
-    return {**out, "epochs": DEFAULT_EPOCHS, "train_images": len(folder_splits(root, d.val_split).train)}
+    splits = folder_splits(root, d.val_split, d.holdout)
+    return {**out, "epochs": DEFAULT_EPOCHS, "train_images": len(splits.train)}
 
 
 def _folder_train(d, *, recipe: str, eval_batch_size: int, **common) -> TrainData:
     root = Path(d.data_dir).expanduser()
-    splits = folder_splits(root, d.val_split)
+    splits = folder_splits(root, d.val_split, d.holdout)
     if recipe == "imagenet":
         return ImageNetData(
             root,
@@ -224,7 +233,8 @@ def _folder_eval(
 ):
     """The val split (val/ or the same hold-out as training), in the run's pipeline."""
     root = Path(data_dir).expanduser()
-    splits = folder_splits(root, options.get("val_split", 0))
+    options = legacy_options(options)
+    splits = folder_splits(root, options.get("val_split"), options["holdout"])
     if list(splits.classes) != list(classes):
         raise ValueError(f"the classes of {str(root)!r} {list(splits.classes)[:5]}... are not the net's")
     size = options["image_size"]

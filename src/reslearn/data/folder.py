@@ -36,24 +36,54 @@ class FolderSplits:
     how: str  # where the val split came from, in words
 
 
-def folder_splits(root: Path, val_split: int | float = 0) -> FolderSplits:
+def legacy_options(options: dict) -> dict:
+    """A data config saved before the hold-out by name (it has no ``holdout``): its
+    val_split 0 meant the default hold-out, drawn by a seeded shuffle. Applied wherever a
+    saved run's data is read again (resume, eval), so old runs keep their split."""
+    if "holdout" in options:
+        return options
+    return {**options, "holdout": "seeded", "val_split": options.get("val_split") or None}
+
+
+def folder_splits(
+    root: Path, val_split: int | float | None = None, holdout: str = "name-hash"
+) -> FolderSplits:
     """train/ and val/ (or the hold-out) of ``root``; a class of val/ missing from train/,
-    an empty class or a single class is an error naming it."""
+    an empty class or a single class is an error naming it. ``val_split``: None, the
+    default (10% when there is no val/); 0: none (an error without val/: nothing would
+    be left to evaluate); a count or a fraction (an error beside a val/)."""
     if not (root / "train").is_dir():
         raise DataError(f"no training images in {str(root)!r}: expected {root}/train/<class>/<images>")
     classes = class_folders(root / "train")
     items = labelled_files(root / "train", classes)
     if (root / "val").is_dir():
+        if val_split:
+            raise DataError(
+                f"--val-split {val_split}: {str(root)!r} has a val/ folder, which is the validation "
+                f"split; drop --val-split (or remove val/ to hold images out of train/)"
+            )
         extra = sorted(set(class_folders(root / "val")) - set(classes))
         if extra:
             raise DataError(
                 f"class {extra[0]!r} is in {str(root / 'val')!r} but not in {str(root / 'train')!r}"
             )
         return FolderSplits(tuple(classes), items, labelled_files(root / "val", classes), "val/")
-    k = val_split or DEFAULT_HOLDOUT
-    tr, va = stratified_holdout([y for _, y in items], k, HOLDOUT_SEED)
+    if val_split == 0:
+        raise DataError(
+            f"--val-split 0 holds nothing out and {str(root)!r} has no val/: nothing would be left to "
+            f"evaluate; give a count or a fraction, or add {root}/val/<class>/<images>"
+        )
+    k = DEFAULT_HOLDOUT if val_split is None else val_split
+    labels = [y for _, y in items]
+    if holdout == "seeded":  # runs from before the hold-out by name keep theirs
+        tr, va = stratified_holdout(labels, k, HOLDOUT_SEED)
+        by = f"seed {HOLDOUT_SEED}"
+    else:
+        keys = [f"{p.parent.name}/{p.name}" for p, _ in items]
+        tr, va = stratified_holdout(labels, k, order=keys)
+        by = "by a hash of each file's name"
     share = f"{100 * k:g}%" if k < 1 else f"{k}"
-    how = f"{len(va)} images ({share}) held out of train/, stratified, seed {HOLDOUT_SEED}"
+    how = f"{len(va)} images ({share}) held out of train/, stratified, {by}"
     return FolderSplits(tuple(classes), [items[i] for i in tr], [items[i] for i in va], how)
 
 

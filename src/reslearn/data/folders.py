@@ -3,6 +3,7 @@ and the error every reader raises for bad data (named, one line)."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -91,17 +92,25 @@ def _rgb(im):
     return im.convert("RGB")
 
 
-def stratified_holdout(labels: list[int], k: int | float, seed: int = 0) -> tuple[list[int], list[int]]:
+def stratified_holdout(
+    labels: list[int], k: int | float, seed: int = 0, order: list[str] | None = None
+) -> tuple[list[int], list[int]]:
     """Indices (train, held out): ``k`` images (or the fraction ``k`` < 1) held out, spread over
-    the classes in proportion to their size (at least one of each class with 2+ images),
-    by a seeded shuffle within each class."""
+    the classes in proportion to their size (at least one of each class with 2+ images).
+    Within a class the held-out ones are those first by a seeded shuffle or, given ``order``
+    (one key per image: its class folder and file name), first by the SHA-1 of their key: an
+    image added later takes a held-out place only if its hash sorts before, so the split
+    of the images already there barely moves (issue 32)."""
     n = len(labels)
     frac = k if k < 1 else k / n
     g = np.random.default_rng(seed)
     train, held = [], []
     for c in sorted(set(labels)):
         idx = [i for i, y in enumerate(labels) if y == c]
-        g.shuffle(idx)
+        if order is None:
+            g.shuffle(idx)
+        else:
+            idx.sort(key=lambda i: hashlib.sha1(order[i].encode()).hexdigest())
         m = min(len(idx) - 1, max(1, round(frac * len(idx)))) if len(idx) > 1 else 0
         held += idx[:m]
         train += idx[m:]

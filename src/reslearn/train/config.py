@@ -110,8 +110,12 @@ class DataConfig(_Section):
     """A registered data set (cifar10, cifar100, imagenet, folder, or yours); auto: found from data_dir."""
     labels: str = choices("fine", ("fine", "coarse"))
     """CIFAR-100: its 100 fine classes or its 20 coarse superclasses."""
-    val_split: float = 0
-    """Held out of the training images for validation: a count (paper: 5000) or a fraction (0.1); 0 = none."""
+    val_split: float | None = None
+    """Held out of the training images for validation: a count (paper: 5000) or a fraction (0.1); 0 = none;
+    None = the data set's default (none; a folder without val/: 10%)."""
+    holdout: str = choices("name-hash", ("name-hash", "seeded"))
+    """A folder's hold-out: by a hash of each file's name (stable when images are added) or seeded (runs
+    made before reslearn 0.1's issue 32 keep it)."""
     normalize: str = choices("pixel", ("pixel", "channel"))
     """pixel: the paper's per-pixel mean subtraction; channel: per-channel mean/std."""
     augment: bool = True
@@ -135,7 +139,8 @@ class DataConfig(_Section):
     def __post_init__(self) -> None:
         if not isinstance(self.dataset, str) or not self.dataset:
             raise ValueError(f"dataset must be a data set's name or auto, got {self.dataset!r}")
-        self.val_split = _count_or_fraction("val_split", self.val_split)
+        if self.val_split is not None:
+            self.val_split = _count_or_fraction("val_split", self.val_split)
         _positive("workers", self.workers, allow_zero=True)
         if self.image_size is not None:
             _positive("image_size", self.image_size)

@@ -30,6 +30,7 @@ from ..checkpoint import Checkpoint, git_commit, load_checkpoint, model_options,
 from ..data.augment import Normalizer
 from ..data.base import TrainData
 from ..data.datasets import get_dataset
+from ..data.folder import legacy_options
 from ..distributed import DistInfo, convert_sync_batchnorm, init_from_env, local_device
 from ..evaluate import evaluate
 from ..evaluate.evaluate import eval_batch_size
@@ -533,7 +534,7 @@ def absolute_paths(cfg: TrainConfig) -> dict[str, str]:
 def resume_run(resume: str | os.PathLike, layers: list[dict], flags: dict | None):
     ckpt = load_checkpoint(resume)
     run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent
-    saved = TrainConfig.from_dict(ckpt.config)
+    saved = TrainConfig.from_dict({**ckpt.config, "data": legacy_options(ckpt.config.get("data") or {})})
     # A config saved before a recipe field existed gets that field's recipe value.
     saved = resolve(saved, get_model_spec(saved.model.name))
     cfg = resume_config(saved, layers, flags)
