@@ -210,6 +210,7 @@ CASES = [
     ("data-empty-folder", [*TR[:2], "empty_dir", *TR[3:]], 2, "empty_dir", {}),
     ("data-is-a-file", [*TR[:2], "afile.txt", *TR[3:]], 2, "afile.txt", {}),
     ("class-index-missing", [*TR, "--recipe", "imagenet", "--class-index", "nope.tsv"], 2, "nope.tsv", {}),
+    ("class-index-on-a-folder", [*T, "--data-dir", "photos", "--model", "cifar_resnet8", "--class-index", "existing.json", "--out", "runs/new"], 2, "--class-index applies", {}),
     # ---- train: config files and --set
     ("config-missing", [*TR, "--config", "missing.json"], 2, "missing.json", {}),
     ("config-bad-json", [*TR, "--config", "bad.json"], 2, "bad.json', line 1", {}),

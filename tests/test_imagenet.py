@@ -127,7 +127,10 @@ def test_class_index_errors(tmp_path, inet):
         read_class_index(bad)
     gap = tmp_path / "gap.tsv"
     gap.write_text("0\tn1\ta\n2\tn2\tb\n")
-    with pytest.raises(DataError, match="line"):
+    with pytest.raises(DataError, match="gap.tsv' line 2: expected '1<TAB>"):  # the file's own line numbers
+        read_class_index(gap)
+    gap.write_text("index\twnid\tname\n\n0\tn1\ta\n2\tn2\tb\n")  # a header and a blank line
+    with pytest.raises(DataError, match="gap.tsv' line 4: "):
         read_class_index(gap)
     other = tmp_path / "other.tsv"
     other.write_text("0\tn0000001\ta\n")

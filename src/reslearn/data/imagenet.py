@@ -65,13 +65,18 @@ def read_class_index(path: str | os.PathLike) -> ClassIndex:
     p = Path(path).expanduser()
     if not p.is_file():
         raise DataError(f"class index {str(path)!r} does not exist")
-    rows = [ln.split("\t") for ln in p.read_text().splitlines() if ln.strip()]
-    if rows and rows[0][0].strip().lower() == "index":
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{str(p)!r} is not UTF-8 text (byte {e.start}): not a class index") from None
+    # (line number in the file, fields): the numbers a user's editor shows
+    rows = [(n, ln.split("\t")) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
+    if rows and rows[0][1][0].strip().lower() == "index":
         rows = rows[1:]
     wnids, names = [], []
-    for i, row in enumerate(rows):
+    for i, (n, row) in enumerate(rows):
         if len(row) < 2 or not row[0].strip().isdigit() or int(row[0]) != i:
-            raise DataError(f"{str(p)!r} line {i + 2}: expected '{i}<TAB>wnid<TAB>name', got {row!r}")
+            raise DataError(f"{str(p)!r} line {n}: expected '{i}<TAB>wnid<TAB>name', got {row!r}")
         wnids.append(row[1].strip())
         names.append(row[2].strip() if len(row) > 2 else row[1].strip())
     dup = sorted({w for w in wnids if wnids.count(w) > 1})

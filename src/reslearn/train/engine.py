@@ -459,6 +459,12 @@ def start_run(cfg: TrainConfig, overwrite: bool = False) -> tuple[TrainConfig, P
     check_new_run(run_dir, overwrite)
     check_not_inside(run_dir, cfg)
     check_batch_fits(cfg)
+    if cfg.data.class_index is not None and cfg.data.dataset != "imagenet":
+        raise ValueError(
+            f"--class-index applies to ImageNet-layout data read as 'imagenet'; {cfg.data.data_dir!r} "
+            f"is read as {cfg.data.dataset!r} (its classes are its own): drop --class-index, or give "
+            f"--dataset imagenet"
+        )
     return cfg.replace({"run.out": str(run_dir), **absolute_paths(cfg)}), run_dir
 
 
