@@ -556,6 +556,9 @@ def test_resume_on_changed_training_data_is_refused_unless_asked(ws, tmp_path, c
     Image.new("RGB", (32, 32), (9, 9, 9)).save(moved / "train" / "cat" / "new.png")
     assert cli_main(["train", "--resume", str(run), "--iterations", "4"]) == 2
     assert "training data of" in capsys.readouterr().err
-    assert cli_main(["train", "--resume", str(run), "--iterations", "4", "--data-changed", "--progress", "log"]) == 0
+    assert (
+        cli_main(["train", "--resume", str(run), "--iterations", "4", "--data-changed", "--progress", "log"])
+        == 0
+    )
     assert "going on with it (--data-changed)" in capsys.readouterr().out
     assert cli_main([*TR[:-1], str(tmp_path / "fresh"), "--data-changed"]) == 2

@@ -51,3 +51,19 @@ def test_a_checkpoint_that_would_run_code_is_refused(tiny_data, tmp_path, capsys
     assert "weights_only" not in err and "export" in err  # never advice to switch the check off
     assert len(err.strip().splitlines()) == 1 and err.rstrip().endswith("safetensors`")  # whole
     assert not marker.exists()  # the command never ran
+
+
+def test_torchs_own_text_is_never_shown_raw():
+    """Issue 32: terminal colour codes are removed from torch's messages, and a message
+    advising weights_only=False (switching the safety check off) is never passed on."""
+    from reslearn.checkpoint import torch_says
+
+    assert (
+        torch_says(RuntimeError("\x1b[31mPytorchStreamReader failed\x1b[0m\nmore"))
+        == "PytorchStreamReader failed"
+    )
+    advice = RuntimeError(
+        "Weights only load failed. Re-running `torch.load` with `weights_only` set to `False` ..."
+    )
+    assert torch_says(advice) == "RuntimeError"
+    assert torch_says(ValueError("")) == "ValueError"

@@ -203,6 +203,19 @@ def _not_a_checkpoint(p: Path) -> str | None:
     return "is not a PyTorch file at all"
 
 
+def torch_says(e: Exception) -> str:
+    """The first line of an error torch raised, fit to show a user: terminal colour codes
+    removed, and nothing at all where torch's text advises ``weights_only=False`` (that
+    switches off the check that keeps a file from running code: never reslearn's advice)."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(e)).strip()
+    first = text.splitlines()[0][:200] if text else ""
+    if not first or "weights_only" in text:
+        return type(e).__name__
+    return first
+
+
 def _unsafe(p: Path, e: Exception) -> CheckpointError:
     """The refusal of a pickle that would call code: what happened and what to do,
     never how to switch the check off."""
@@ -235,7 +248,7 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
     except Exception as e:  # truncated, corrupted, not a torch file
         raise CheckpointError(
             f"{str(p)!r} is not a readable checkpoint (truncated or corrupted?): "
-            f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}{_offer_previous(p)}"
+            f"{torch_says(e)}{_offer_previous(p)}"
         ) from e
     if not isinstance(raw, dict):
         raise CheckpointError(f"{str(p)!r} is not a reslearn checkpoint")
@@ -300,9 +313,13 @@ def read_torchvision_weights(p: Path) -> dict[str, torch.Tensor]:
     """A torchvision ResNet state dict (.pth), read safely (tensors only)."""
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "global" in str(e).lower():
+            raise _unsafe(p, e) from None
+        raise CheckpointError(f"{str(p)!r} is not a readable (safe) torchvision weights file") from None
     except Exception as e:
         raise CheckpointError(
-            f"{str(p)!r} is not a readable (safe) torchvision weights file: {str(e).splitlines()[0][:200]}"
+            f"{str(p)!r} is not a readable (safe) torchvision weights file: {torch_says(e)}"
         ) from e
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
