@@ -165,3 +165,15 @@ def test_shared_cifar10_jpeg(shared_data, monkeypatch):
     assert a.train_x.shape == (50_000, 3, 32, 32) and a.test_x.shape == (10_000, 3, 32, 32)
     assert a.train_y.bincount().tolist() == [5000] * 10
     assert a.test_y.bincount().tolist() == [1000] * 10
+
+
+def test_a_partial_batches_folder_of_the_users_is_never_replaced_by_a_download(tmp_path):
+    """Issue 32: an incomplete cifar-10-batches-py/ (the user's files) stops the download
+    with a message naming it; nothing in it is removed."""
+    partial = tmp_path / "c10" / "cifar-10-batches-py"
+    partial.mkdir(parents=True)
+    (partial / "data_batch_1").write_bytes(b"mine")
+    (partial / "notes.txt").write_text("keep")
+    with pytest.raises(DataError, match="not a complete CIFAR-10.*does not replace it"):
+        load_cifar10(tmp_path / "c10", download=True)
+    assert sorted(p.name for p in partial.iterdir()) == ["data_batch_1", "notes.txt"]

@@ -147,6 +147,17 @@ def download_cifar(
     truncated or corrupt download is never half-used.
     """
     d, url, md5 = Path(data_dir).expanduser(), url or archive.url, md5 or archive.md5
+    if (d / archive.pickle_dir).exists():  # the user's, incomplete: never replaced (issue 32)
+        have = (
+            sorted(p.name for p in (d / archive.pickle_dir).iterdir())
+            if (d / archive.pickle_dir).is_dir()
+            else []
+        )
+        raise DataError(
+            f"{str(d / archive.pickle_dir)!r} exists but is not a complete {archive.name} (it holds "
+            f"{', '.join(have[:6]) or 'nothing'}); reslearn does not replace it: complete it, or remove it "
+            f"to download {archive.name} there"
+        )
     made = [p for p in (d, *d.parents) if not p.exists()]  # deepest first
     d.mkdir(parents=True, exist_ok=True)
     try:
@@ -182,9 +193,7 @@ def _download_into(d: Path, archive: CifarArchive, url: str, md5: str, timeout: 
         try:
             with tarfile.open(tmp, "r:gz") as tar:
                 tar.extractall(staging, filter="data")
-            if (d / pickle_dir).exists():
-                shutil.rmtree(d / pickle_dir)
-            os.replace(staging / pickle_dir, d / pickle_dir)
+            os.rename(staging / pickle_dir, d / pickle_dir)  # not over a folder that appeared since
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     finally:
