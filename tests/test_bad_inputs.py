@@ -562,3 +562,21 @@ def test_resume_on_changed_training_data_is_refused_unless_asked(ws, tmp_path, c
     )
     assert "going on with it (--data-changed)" in capsys.readouterr().out
     assert cli_main([*TR[:-1], str(tmp_path / "fresh"), "--data-changed"]) == 2
+
+
+def test_eval_says_when_a_folder_runs_training_images_changed(ws, tmp_path, capsys, monkeypatch):
+    """Issue 32: eval of a run on a folder whose training images changed since says so (the
+    held-out split may have moved), and says nothing when they did not."""
+    import shutil
+
+    monkeypatch.chdir(ws)
+    data = shutil.copytree(ws / "photos", tmp_path / "photos")
+    run = tmp_path / "run"
+    argv = ["--data-dir", str(data), "--model", "cifar_resnet8", "--iterations", "2", "--batch-size", "2"]
+    assert cli_main(["train", *argv, "--out", str(run), "--progress", "none", "--no-tensorboard"]) == 0
+    capsys.readouterr()
+    assert cli_main(["eval", str(run)]) == 0
+    assert "changed since" not in capsys.readouterr().err
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(data / "train" / "ant" / "added.png")
+    assert cli_main(["eval", str(run)]) == 0
+    assert "the training images in" in capsys.readouterr().err

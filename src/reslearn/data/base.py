@@ -117,13 +117,12 @@ class TrainDataBase:
         label (file data sets), or the decoded uint8 images and labels (in-memory sets), and
         the class names. The same data moved elsewhere keeps it; an image added, removed or
         relabelled (and, in memory, edited) changes it. None: not known for this data."""
-        h = hashlib.sha256("|".join(self.classes).encode())
         items = getattr(self, "items", None)
         x, y = getattr(self, "train_x", None), getattr(self, "train_y", None)
         if items is not None:
-            for path, label in items:
-                h.update(f"{Path(path).parent.name}/{Path(path).name}:{label};".encode())
-        elif x is not None and y is not None:
+            return list_fingerprint(self.classes, items)
+        h = hashlib.sha256("|".join(self.classes).encode())
+        if x is not None and y is not None:
             h.update(x.cpu().contiguous().numpy().tobytes())
             h.update(y.cpu().contiguous().numpy().tobytes())
         else:
@@ -138,6 +137,15 @@ class TrainDataBase:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["augment"])
+
+
+def list_fingerprint(classes, items) -> str:
+    """:meth:`TrainDataBase.fingerprint` of a file list: the class names, then each image's
+    class folder, file name and label (so the same data moved elsewhere keeps it)."""
+    h = hashlib.sha256("|".join(classes).encode())
+    for path, label in items:
+        h.update(f"{Path(path).parent.name}/{Path(path).name}:{label};".encode())
+    return h.hexdigest()[:16]
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:

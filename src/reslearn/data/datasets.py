@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .augment import center_view
-from .base import DataSet, TrainData
+from .base import DataSet, TrainData, list_fingerprint
 from .cifar import CIFAR10_ARCHIVE, CIFAR10_CLASSES, CIFAR100_ARCHIVE, CifarArchive, load_cifar
 from .device import DeviceData, TensorEvalSet
 from .folder import (
@@ -218,7 +218,7 @@ def _folder_train(d, *, recipe: str, eval_batch_size: int, **common) -> TrainDat
             **common,
         )
     arrays = small_arrays(root, splits, d.image_size, d.skip_bad_images)
-    return DeviceData(
+    data = DeviceData(
         arrays,
         normalize=d.normalize,
         augment=d.augment,
@@ -226,6 +226,8 @@ def _folder_train(d, *, recipe: str, eval_batch_size: int, **common) -> TrainDat
         test_name="val",
         **common,
     )
+    data.items = splits.train  # the training list by name: its fingerprint, as eval computes it
+    return data
 
 
 def _folder_eval(
@@ -235,6 +237,14 @@ def _folder_eval(
     root = Path(data_dir).expanduser()
     options = legacy_options(options)
     splits = folder_splits(root, options.get("val_split"), options["holdout"])
+    trained_on, now = options.get("trained_on"), list_fingerprint(splits.classes, splits.train)
+    if trained_on and trained_on != now:  # issue 32: say so, the numbers may not mean the same
+        print(
+            f"reslearn: note: the training images in {str(root)!r} changed since the net was trained "
+            f"(fingerprint {trained_on} then, {now} now): the held-out split may not be the one "
+            f"it was tested on while training",
+            file=sys.stderr,
+        )
     if list(splits.classes) != list(classes):
         raise ValueError(f"the classes of {str(root)!r} {list(splits.classes)[:5]}... are not the net's")
     size = options["image_size"]

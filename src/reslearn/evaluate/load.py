@@ -56,6 +56,7 @@ def checkpoint_split(
     options = dict(ckpt.config.get("data") or {})
     if class_index is not None:
         options["class_index"] = class_index
+    options["trained_on"] = (ckpt.provenance or {}).get("data_fingerprint")  # a data set may check it
     recipe = (ckpt.config.get("optim") or {}).get("recipe", "cifar")
     return dataset_of(ckpt.config).eval_split(
         data_dir or options["data_dir"],
