@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from reslearn.evaluate import evaluate_checkpoint
-from reslearn.io import atomic_write_text
+from reslearn.files import atomic_write_text
 from reslearn.published import WEIGHTS_DIR, index, sha256
 from reslearn.use import export
 

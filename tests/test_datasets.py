@@ -23,7 +23,7 @@ from reslearn.data import cifar as cifar_mod
 from reslearn.data.cifar import CIFAR100_ARCHIVE, CifarArrays, download_cifar, load_cifar, write_pickle_batch
 from reslearn.data.datasets import detect_dataset, resize_to
 from reslearn.data.device import DeviceData, TensorEvalSet
-from reslearn.data.folders import decode_rgb
+from reslearn.data.imagefiles import decode_rgb
 from reslearn.evaluate import evaluate_checkpoint
 from reslearn.train import read_metrics, train
 

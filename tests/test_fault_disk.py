@@ -77,7 +77,7 @@ def test_written_files_get_the_umask_mode_and_a_replaced_file_keeps_its_own(tiny
     a checkpoint, a config or an export is readable by whoever the umask lets read it."""
     import os
 
-    from reslearn.io import atomic_write_text
+    from reslearn.files import atomic_write_text
 
     old = os.umask(0o022)
     try:

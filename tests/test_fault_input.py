@@ -11,7 +11,7 @@ from PIL import Image
 from reslearn.cli import main as cli_main
 from reslearn.data import load_cifar10
 from reslearn.data.cifar import write_pickle_batch
-from reslearn.data.folders import DataError
+from reslearn.data.imagefiles import DataError
 from reslearn.train import train
 
 from .helpers import train_cfg, write_imagefolder, write_pickle_cifar

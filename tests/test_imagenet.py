@@ -9,7 +9,7 @@ import torch
 from reslearn import create_model
 from reslearn.cli import main as cli_main
 from reslearn.data.augment import IMAGENET_EIGVAL, IMAGENET_EIGVEC, pca_lighting, scale_crop_flip
-from reslearn.data.folders import DataError
+from reslearn.data.imagefiles import DataError
 from reslearn.data.imagenet import ImageNetData, list_split, read_class_index
 from reslearn.evaluate.views import center_view, fully_convolutional_logits, multiscale, ten_crop
 from reslearn.models import get_model_spec

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .io import atomic_torch_save
+from .files import atomic_torch_save
 from .models import get_model_spec
 from .rundir import LAST, PREV
 

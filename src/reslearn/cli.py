@@ -345,7 +345,7 @@ def _add_bench(sub) -> None:
 
 def _cmd_bench(a: argparse.Namespace) -> int:
     from .bench import format_table, run_bench, write_json
-    from .io import output_file
+    from .files import output_file
     from .train.config import JobOptions
 
     JobOptions.check(a)
@@ -449,7 +449,7 @@ def _add_responses(sub) -> None:
 def _cmd_responses(a: argparse.Namespace) -> int:
     import json
 
-    from .io import atomic_write_text, output_file
+    from .files import atomic_write_text, output_file
     from .reproduce.responses import checkpoint_responses
     from .speed import select_device
 

@@ -49,7 +49,7 @@ def _folder(name: str, raw: str) -> Path:
 VARIABLES: dict[str, tuple[Callable[[str, str], object], str]] = {
     "OMP_NUM_THREADS": (_thread_counts, "intra-op threads (reslearn.threads)"),
     "MKL_NUM_THREADS": (_positive_int, "intra-op threads (reslearn.threads)"),
-    "RESLEARN_MAX_PIXELS": (_positive_int, "the largest image decoded, width x height (reslearn.io)"),
+    "RESLEARN_MAX_PIXELS": (_positive_int, "the largest image decoded, width x height (reslearn.files)"),
     "RESLEARN_DIST_TIMEOUT": (_positive_seconds, "seconds a process waits for the others (DDP)"),
     "RESLEARN_CACHE_DIR": (_folder, "where decoded data sets are cached"),
     "RESLEARN_JOBS_DIR": (_folder, "where running jobs register their thread counts"),

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from .data.folders import IMAGE_EXTS
-from .io import max_pixels, open_image
+from .data.imagefiles import IMAGE_EXTS
+from .files import max_pixels, open_image
 from .speed import select_device
 from .use import load
 

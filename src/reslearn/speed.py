@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .io import atomic_write_text, cache_dir
+from .files import atomic_write_text, cache_dir
 
 
 def select_device(name: str = "auto") -> torch.device:

@@ -25,7 +25,7 @@ from .checkpoint import (
 )
 from .data.augment import TORCHVISION_MEAN, TORCHVISION_STD, Normalizer
 from .data.datasets import dataset_of, get_dataset
-from .io import atomic_write, output_file
+from .files import atomic_write, output_file
 from .models import create_model, get_model_spec
 from .published import read_trained, trained_file
 
@@ -85,7 +85,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Modul
 def export(path: str | Path, fmt: str, out: str | Path, overwrite: bool = False) -> Path:
     """``reslearn export``: onnx (dynamic batch), torchscript, or safetensors (weights and
     the metadata ``load`` needs: spec, options, classes, preprocessing, config). ``out``
-    follows reslearn.io.output_file: never over a checkpoint or the input, over another
+    follows reslearn.files.output_file: never over a checkpoint or the input, over another
     existing file only with ``overwrite``."""
     from .evaluate.load import build_model
 

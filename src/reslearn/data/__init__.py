@@ -9,7 +9,7 @@ from .cifar import (
     load_cifar10,
 )
 from .datasets import DATASETS, get_dataset, register_dataset
-from .folders import DataError
+from .imagefiles import DataError
 
 __all__ = [
     "CIFAR10_MD5",

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import atomic_torch_save, cache_dir
-from .folders import IMAGE_EXTS, DataError, class_folders, decode_rgb, labelled_files
+from ..files import atomic_torch_save, cache_dir
+from .imagefiles import IMAGE_EXTS, DataError, class_folders, decode_rgb, labelled_files
 from .safe_pickle import DataPickleRefused, load_pickle
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"

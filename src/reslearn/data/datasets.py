@@ -30,7 +30,7 @@ from .folder import (
     small_arrays,
     small_image_size,
 )
-from .folders import DataError
+from .imagefiles import DataError
 from .imagenet import (
     IMAGENET_CLASSES_TSV,
     ImageFolderEvalSet,

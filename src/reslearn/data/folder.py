@@ -3,7 +3,7 @@
 Class names are the folder names. Without ``val/`` a seeded, stratified share of train/ is
 held out for validation (``--val-split``, a count or a fraction; 10% when unset), and
 ``reslearn eval`` finds the same images again. Images of any size and mode are read
-(greyscale, RGBA, CMYK, 16-bit: reslearn.data.folders.decode_rgb). Small images (longer
+(greyscale, RGBA, CMYK, 16-bit: reslearn.data.imagefiles.decode_rgb). Small images (longer
 side up to 64 px, CIFAR-like) get the CIFAR recipe's pipeline at their own size, held on
 the device; larger ones the ImageNet recipe's, at ``--image-size`` (224 by default). In
 both the mean is fitted on the user's training split.
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from ..io import open_image
+from ..files import open_image
 from .cifar import CifarArrays
-from .folders import DataError, class_folders, decode_rgb, labelled_files, stratified_holdout
+from .imagefiles import DataError, class_folders, decode_rgb, labelled_files, stratified_holdout
 
 SMALL = 64  # px: a longer side up to this is a small (CIFAR-like) image
 DEFAULT_HOLDOUT = 0.1  # of train/, when there is no val/ and no --val-split

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..distributed import DistInfo
-from ..io import atomic_torch_save, cache_dir
+from ..files import atomic_torch_save, cache_dir
 from .augment import (
     TORCHVISION_MEAN,
     TORCHVISION_STD,
@@ -34,7 +34,7 @@ from .augment import (
     scale_crop_flip,
 )
 from .base import TrainDataBase, epoch_permutation, make_loader, rank_block
-from .folders import DataError, class_folders, decode_rgb, labelled_files
+from .imagefiles import DataError, class_folders, decode_rgb, labelled_files
 
 TRAIN_SCALE = (256, 480)  # shorter side range at 224x224 crops (Section 3.4)
 

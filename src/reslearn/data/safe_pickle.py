@@ -15,7 +15,7 @@ import importlib.util
 import pickle
 from pathlib import Path
 
-from .folders import DataError
+from .imagefiles import DataError
 
 # (module, name) -> the module to import it from today. numpy 2 moved numpy.core to
 # numpy._core; files written by numpy 1 (the official CIFAR batches) name the old module.

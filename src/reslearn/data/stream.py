@@ -20,7 +20,7 @@ from ..distributed import DistInfo
 from .augment import Normalizer, fit_normalizer
 from .base import Batch, TrainDataBase, epoch_permutation, holdout_split, make_loader, rank_block
 from .device import global_crop_flip
-from .folders import DataError, class_folders, decode_rgb, labelled_files
+from .imagefiles import DataError, class_folders, decode_rgb, labelled_files
 
 EVAL_SPLITS = ("test", "val")  # CIFAR trees name it test/, ImageNet trees val/
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..io import atomic_write_text
+from ..files import atomic_write_text
 
 CONFUSION_FILES = ("confusion.json", "confusion.png")
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..data.datasets import get_dataset
-from ..io import atomic_write_text
+from ..files import atomic_write_text
 from ..models import get_model_spec
 from ..rundir import LAST
 from ..speed import select_device

@@ -34,7 +34,7 @@ from ..data.folder import legacy_options
 from ..distributed import DistInfo, convert_sync_batchnorm, init_from_env, local_device
 from ..evaluate import evaluate
 from ..evaluate.evaluate import eval_batch_size
-from ..io import atomic_write_text
+from ..files import atomic_write_text
 from ..models import ModelSpec, create_model, get_model_spec
 from ..rundir import CONFIG, FINAL, LAST, RunLock, check_new_run, claim, remove_run
 from ..speed import SpeedSettings, ran_on, select_device
