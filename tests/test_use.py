@@ -368,3 +368,38 @@ def test_hub_prefers_a_net_trained_on_the_original_cifar10(tmp_path):
     assert published.for_model("resnet20", tmp_path)["name"] == "b-orig"
     assert published.for_model("resnet56", tmp_path)["name"] == "d-jpeg"
     assert published.for_model("resnet110", tmp_path) is None
+
+
+def test_an_export_format_is_one_registry_entry(tiny_run, tmp_path, capsys):
+    """Issue 33: a format is an ExportFormat registered in this file alone; reslearn export
+    offers it (--format), writes it atomically, and --overwrite replaces only its own kind."""
+    import io
+
+    import numpy as np
+
+    from reslearn import files, use
+
+    def npz(ckpt, model, example):
+        buf = io.BytesIO()
+        np.savez(buf, **{k: v.numpy() for k, v in model.state_dict().items()})
+        return buf.getvalue()
+
+    use.register_export_format(use.ExportFormat("npz", npz, lambda p: p.read_bytes()[:2] == b"PK", "an npz"))
+    try:
+        out = tmp_path / "w.npz"
+        assert cli_main(["export", str(tiny_run), "--format", "npz", "--out", str(out)]) == 0
+        assert "conv1.weight" in np.load(out).files
+        assert cli_main(["export", str(tiny_run), "--format", "npz", "--out", str(out), "--overwrite"]) == 0
+        (tmp_path / "mine.npz").write_text("not an npz")
+        argv = [
+            "export",
+            str(tiny_run),
+            "--format",
+            "npz",
+            "--out",
+            str(tmp_path / "mine.npz"),
+            "--overwrite",
+        ]
+        assert cli_main(argv) == 2 and "is not an npz" in capsys.readouterr().err
+    finally:
+        del use.EXPORT_FORMATS["npz"], files.OUTPUT_KINDS["npz"]

@@ -537,7 +537,9 @@ def _add_export(sub) -> None:
     s.add_argument(
         "checkpoint", help="a checkpoint, a run directory, a .safetensors export or a published net"
     )
-    s.add_argument("--format", required=True, choices=["onnx", "torchscript", "safetensors"])
+    from .use import EXPORT_FORMATS
+
+    s.add_argument("--format", required=True, choices=list(EXPORT_FORMATS))
     s.add_argument("--out", required=True, metavar="FILE")
     _add_overwrite(s)
     s.set_defaults(fn=_cmd_export)

@@ -109,7 +109,7 @@ def _json_with(key: str):
     return check
 
 
-def _safetensors_of_reslearn(path: Path) -> bool:
+def safetensors_of_reslearn(path: Path) -> bool:
     try:
         with open(path, "rb") as f:
             n = int.from_bytes(f.read(8), "little")
@@ -119,7 +119,7 @@ def _safetensors_of_reslearn(path: Path) -> bool:
     return isinstance(header, dict) and "reslearn" in (header.get("__metadata__") or {})
 
 
-def _onnx_of_reslearn(path: Path) -> bool:
+def onnx_of_reslearn(path: Path) -> bool:
     try:
         import onnx
 
@@ -129,7 +129,7 @@ def _onnx_of_reslearn(path: Path) -> bool:
     return [i.name for i in graph.input][:1] == ["image"] and [o.name for o in graph.output] == ["logits"]
 
 
-def _torchscript(path: Path) -> bool:
+def torchscript_archive(path: Path) -> bool:
     import zipfile
 
     try:
@@ -141,15 +141,17 @@ def _torchscript(path: Path) -> bool:
 
 
 OUTPUT_KINDS = {
-    "safetensors": ("a safetensors export of reslearn", _safetensors_of_reslearn),
-    "onnx": ("an ONNX export of reslearn (input 'image', output 'logits')", _onnx_of_reslearn),
-    "torchscript": ("a TorchScript archive", _torchscript),
     "responses": ("a reslearn responses file", _json_with("std")),
     "bench": ("a reslearn bench file", _json_with("train_img_s")),
     "checkpoint": ("a reslearn checkpoint", lambda p: False),  # never replaced (below)
 }
 """What ``--overwrite`` may replace, per kind of output: a file of the same kind that
-reslearn writes (issue 32); anything else at that path is the user's and stays."""
+reslearn writes (issue 32); anything else at that path is the user's and stays. The export
+formats add theirs (reslearn.use.register_export_format)."""
+
+
+def register_output_kind(kind: str, what: str, same_kind) -> None:
+    OUTPUT_KINDS[kind] = (what, same_kind)
 
 
 def output_file(

@@ -25,7 +25,14 @@ from .checkpoint import (
 )
 from .data.augment import TORCHVISION_MEAN, TORCHVISION_STD, Normalizer
 from .data.datasets import dataset_of, get_dataset
-from .files import atomic_write, output_file
+from .files import (
+    atomic_write,
+    onnx_of_reslearn,
+    output_file,
+    register_output_kind,
+    safetensors_of_reslearn,
+    torchscript_archive,
+)
 from .models import create_model, get_model_spec
 from .published import read_trained, trained_file
 
@@ -82,47 +89,75 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Modul
 
 
 # ---------------------------------------------------------------- export
+@dataclass(frozen=True)
+class ExportFormat:
+    """One entry of :data:`EXPORT_FORMATS`: how a trained net is written in that format.
+    ``write(ckpt, model, example) -> bytes``: the file's bytes (``example``: one input
+    batch, (1, 3, S, S)); ``same_kind(path)``: whether an existing file is one this format
+    wrote (what ``--overwrite`` may replace: reslearn.files.output_file)."""
+
+    name: str
+    write: Callable[[Checkpoint, nn.Module, torch.Tensor], bytes]
+    same_kind: Callable[[Path], bool]
+    what: str  # in words, for the message refusing another file
+
+
+EXPORT_FORMATS: dict[str, ExportFormat] = {}
+
+
+def register_export_format(fmt: ExportFormat) -> ExportFormat:
+    """Add a format to ``reslearn export`` (its --format choices) and to ``export()``."""
+    EXPORT_FORMATS[fmt.name] = fmt
+    register_output_kind(fmt.name, fmt.what, fmt.same_kind)
+    return fmt
+
+
+def _torchscript_bytes(ckpt: Checkpoint, model: nn.Module, example: torch.Tensor) -> bytes:
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(model), buf)
+    return buf.getvalue()
+
+
+def _onnx_bytes(ckpt: Checkpoint, model: nn.Module, example: torch.Tensor) -> bytes:
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise ValueError("ONNX export needs onnx: pip install 'reslearn[export]'") from None
+    buf = io.BytesIO()
+    torch.onnx.export(
+        model,
+        (example,),
+        buf,
+        input_names=["image"],
+        output_names=["logits"],
+        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+        dynamo=False,
+        opset_version=17,
+    )
+    return buf.getvalue()
+
+
 def export(path: str | Path, fmt: str, out: str | Path, overwrite: bool = False) -> Path:
-    """``reslearn export``: onnx (dynamic batch), torchscript, or safetensors (weights and
-    the metadata ``load`` needs: spec, options, classes, preprocessing, config). ``out``
-    follows reslearn.files.output_file: never over a checkpoint or the input, over another
-    existing file only with ``overwrite``."""
+    """``reslearn export``: one of :data:`EXPORT_FORMATS` (onnx with a dynamic batch,
+    torchscript, safetensors with the metadata ``load`` needs). ``out`` follows
+    reslearn.files.output_file: never over a checkpoint or the input, over a file of the
+    same kind only with ``overwrite``. The bytes are made in memory, then written atomically:
+    an interrupted export leaves no half file, and the file gets the usual mode."""
     from .evaluate.load import build_model
 
-    if fmt not in ("onnx", "torchscript", "safetensors"):
-        raise ValueError(f"unknown export format {fmt!r}; one of onnx, torchscript, safetensors")
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; one of {', '.join(EXPORT_FORMATS)}")
     src = trained_file(path)  # resolved (and a published file's sha256 checked) once
     out = output_file(out, kind=fmt, overwrite=overwrite, reading=[src], log=print)
     ckpt = read_trained(src)
     model = build_model(ckpt).eval()
     x = torch.zeros(1, 3, input_size(ckpt.config), input_size(ckpt.config))
-    # Each format is serialised in memory, then written atomically: an interrupted export
-    # leaves no half file, and the file gets the usual mode (safetensors' own writer made it 0600).
-    buf = io.BytesIO()
-    if fmt == "torchscript":
-        torch.jit.save(torch.jit.script(model), buf)
-    elif fmt == "onnx":
-        try:
-            import onnx  # noqa: F401
-        except ImportError:
-            raise ValueError("ONNX export needs onnx: pip install 'reslearn[export]'") from None
-        torch.onnx.export(
-            model,
-            (x,),
-            buf,
-            input_names=["image"],
-            output_names=["logits"],
-            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-            dynamo=False,
-            opset_version=17,
-        )
-    else:
-        buf.write(_safetensors_bytes(ckpt, model))
-    atomic_write(out, lambda f: f.write(buf.getbuffer()))
+    data = EXPORT_FORMATS[fmt].write(ckpt, model, x)
+    atomic_write(out, lambda f: f.write(data))
     return out
 
 
-def _safetensors_bytes(ckpt: Checkpoint, model: nn.Module) -> bytes:
+def _safetensors_bytes(ckpt: Checkpoint, model: nn.Module, example: torch.Tensor | None = None) -> bytes:
     from safetensors.torch import save
 
     tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
@@ -134,6 +169,17 @@ def _safetensors_bytes(ckpt: Checkpoint, model: nn.Module) -> bytes:
     if "iteration" in ckpt.train_state:  # what `reslearn eval` of the export reports
         meta["iteration"] = ckpt.iteration
     return save(tensors, metadata={"reslearn": json.dumps(meta, sort_keys=True)})
+
+
+register_export_format(ExportFormat("onnx", _onnx_bytes, onnx_of_reslearn, "an ONNX export of reslearn"))
+register_export_format(
+    ExportFormat("torchscript", _torchscript_bytes, torchscript_archive, "a TorchScript archive")
+)
+register_export_format(
+    ExportFormat(
+        "safetensors", _safetensors_bytes, safetensors_of_reslearn, "a safetensors export of reslearn"
+    )
+)
 
 
 # ---------------------------------------------------------------- torchvision weights
