@@ -81,7 +81,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Modul
     from .evaluate.load import build_model
 
     ckpt = read_trained(path)
-    prep = Normalizer(ckpt.preprocessing["mean"], ckpt.preprocessing["std"])
+    prep = Normalizer.from_state(ckpt.preprocessing)
     recipe = ckpt.config.get("optim", {}).get("recipe", "cifar")
     view = functools.partial(_view, dataset_of(ckpt.config).inference_view, recipe=recipe)
     pre = Preprocess(view, input_size(ckpt.config), prep)

@@ -61,6 +61,11 @@ class Normalizer(torch.nn.Module):
         self.register_buffer("mean", mean.float().clone())
         self.register_buffer("std", (std if std is not None else torch.ones(3, 1, 1)).float().clone())
 
+    @classmethod
+    def from_state(cls, preprocessing: dict[str, torch.Tensor]) -> Normalizer:
+        """The normaliser a checkpoint or export stores (its ``preprocessing``: mean, std)."""
+        return cls(preprocessing["mean"], preprocessing.get("std"))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.normalize01(x.float() / 255.0)
 

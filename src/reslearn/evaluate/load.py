@@ -38,7 +38,7 @@ def load_with_normalizer(path: str | Path, device: torch.device | None = None):
     ckpt = read_trained(path)
     device = device or torch.device("cpu")
     model = build_model(ckpt)
-    normalizer = Normalizer(ckpt.preprocessing["mean"], ckpt.preprocessing["std"])
+    normalizer = Normalizer.from_state(ckpt.preprocessing)
     return model.to(device).eval(), normalizer.to(device), ckpt
 
 

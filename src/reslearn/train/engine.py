@@ -205,7 +205,7 @@ def build(cfg: TrainConfig, run_dir: Path, ckpt: Checkpoint | None = None) -> Tr
         schedule.load_state_dict(schedule_state_from(ckpt.train_state, schedule))
         model.load_state_dict(ckpt.model)
         optimizer.load_state_dict(ckpt.optimizer)
-        data.normalizer = Normalizer(ckpt.preprocessing["mean"], ckpt.preprocessing["std"]).to(device)
+        data.normalizer = Normalizer.from_state(ckpt.preprocessing).to(device)
         data.load_state_dict(state.load_state_dict(ckpt.train_state))
     model = distribute(model, speed, device, dist)
     return Trainer(
