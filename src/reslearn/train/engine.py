@@ -552,6 +552,31 @@ def resume_run(resume: str | os.PathLike, layers: list[dict], flags: dict | None
     return cfg.replace({"run.out": str(run_dir), **absolute_paths(cfg)}), run_dir, ckpt
 
 
+def log_start(tr: Trainer, ckpt: Checkpoint | None, changed: str | None) -> None:
+    """The run's first lines: what trains on what, the config, what fine-tuning loaded."""
+    it = tr.state.iteration
+    tr.progress.log(header(tr) + (f", resumed at iteration {it}" if ckpt is not None else ""))
+    tr.progress.log("config: " + json.dumps(tr.cfg.to_dict()))
+    if changed:
+        tr.progress.log(changed)
+    if tr.init is not None and ckpt is None:
+        for line in describe_init(tr.init, tr.frozen):
+            tr.progress.log(line)
+
+
+def run_to_end(tr: Trainer, stop_after: int | None) -> None:
+    """The loop until the run's end (final.json) or ``stop_after`` or a signal."""
+    try:
+        with StopSignals(world_size=tr.dist.world_size) as tr.signals:
+            loop(tr, tr.total if stop_after is None else min(tr.total, stop_after))
+    finally:
+        tr.progress.close()
+        if tr.log is not None:
+            tr.log.close()
+    if tr.state.iteration == tr.total:
+        finish(tr)
+
+
 def train(
     cfg: TrainConfig | None = None,
     resume: str | os.PathLike | None = None,
@@ -583,32 +608,11 @@ def train(
         tr = build(cfg, run_dir, ckpt)
         tr.threads = threads
         tr.fingerprint = tr.data.fingerprint()
-        changed = check_same_data(tr, ckpt, data_changed)
-        it = tr.state.iteration
-        tr.progress.log(header(tr) + (f", resumed at iteration {it}" if ckpt is not None else ""))
-        tr.progress.log("config: " + json.dumps(cfg.to_dict()))
-        if changed:
-            tr.progress.log(changed)
-        if tr.init is not None and ckpt is None:
-            for line in describe_init(tr.init, tr.frozen):
-                tr.progress.log(line)
+        log_start(tr, ckpt, check_same_data(tr, ckpt, data_changed))
         if tr.dist.is_main:
-            try:
-                open_run_dir(tr, overwrite, resumed=ckpt is not None)
-            except BaseException:
-                if tr.lock is not None:
-                    tr.lock.release()
-                raise
+            open_run_dir(tr, overwrite, resumed=ckpt is not None)  # takes the folder's lock
         try:
-            try:
-                with StopSignals(world_size=tr.dist.world_size) as tr.signals:
-                    loop(tr, tr.total if stop_after is None else min(tr.total, stop_after))
-            finally:
-                tr.progress.close()
-                if tr.log is not None:
-                    tr.log.close()
-            if tr.state.iteration == tr.total:
-                finish(tr)
+            run_to_end(tr, stop_after)
         finally:
             if tr.lock is not None:
                 tr.lock.release()
@@ -625,16 +629,19 @@ def open_run_dir(tr: Trainer, overwrite: bool, resumed: bool) -> None:
         tr.lock = RunLock(run_dir).acquire()
     except OSError as e:
         raise RunError(f"cannot write into the run directory {run_dir}: {e.strerror or e}") from e
-    if not resumed:
-        check_new_run(run_dir, overwrite)
-        if overwrite:
-            remove_run(run_dir)
     try:
+        if not resumed:
+            check_new_run(run_dir, overwrite)
+            if overwrite:
+                remove_run(run_dir)
         claim(run_dir)
         atomic_write_text(run_dir / CONFIG, json.dumps(cfg.to_dict(), indent=2) + "\n")
         tr.log = MetricsLog(run_dir, tr.state.iteration if resumed else None, cfg.run.tensorboard)
-    except OSError as e:
-        raise RunError(f"cannot write into the run directory {run_dir}: {e.strerror or e}") from e
+    except BaseException as e:
+        tr.lock.release()  # the run never started: the folder is free again
+        if isinstance(e, OSError):
+            raise RunError(f"cannot write into the run directory {run_dir}: {e.strerror or e}") from e
+        raise
 
 
 def header(tr: Trainer) -> str:
