@@ -10,7 +10,9 @@
 # Two one-thread workers take them from one queue (benchmarks/study_queue.sh). The study
 # spans sessions (resnet56 is about 11 hours of one core on the fastest machine seen):
 #   setsid nohup bash benchmarks/table6.sh > runs/table6.log 2>&1 &   # start or resume
-#   pkill -TERM -f 'reslearn reproduce'        # stop: each run writes a checkpoint first
+#   pkill -f benchmarks/table6.sh; pkill -TERM -f 'reslearn reproduce'   # stop: the queue first
+#                                              # (else a worker takes up the next net), then each
+#                                              # run writes a checkpoint of its iteration
 #   bash benchmarks/table6.sh --snapshot       # keep the runs in docs/table6/in-progress/
 # The next call continues the kept runs. Each net is published as it finishes (NAME-cifar10);
 # when all have, the report goes to docs/table6/.
