@@ -7,7 +7,8 @@ own ``unpack.py`` (official MD5s checked, ~5 s) from ``$RESLEARN_DATA_ROOT/cifar
 stays for re-checking results measured on it: :func:`cifar10_jpeg_dir`.
 
 As a script it prints the folder (unpacking first when needed), for the shell scripts:
-``data=$($PY benchmarks/originals.py)``.
+``data=$($PY benchmarks/originals.py)``; with ``--jpeg``, the JPEG copy's. Scripts in
+``benchmarks/speed/`` and ``benchmarks/studies/`` put ``benchmarks/`` on ``sys.path`` to import it.
 """
 
 from __future__ import annotations
@@ -41,4 +42,4 @@ def cifar10_jpeg_dir() -> Path:
 
 
 if __name__ == "__main__":
-    print(cifar10_dir())
+    print(cifar10_jpeg_dir() if sys.argv[1:] == ["--jpeg"] else cifar10_dir())

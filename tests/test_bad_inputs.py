@@ -325,12 +325,12 @@ CASES = [
     ("summary-unknown", ["summary", "resnet9"], 2, "resnet9", {}),
     ("summary-shortcut-D", ["summary", "resnet18", "--shortcut", "D"], 2, "'D'", {}),
     # ---- reproduce
-    ("reproduce-iterations-0", ["reproduce", "cifar", "--out", "study", "--iterations", "0"], 2, "--iterations", {}),
+    ("reproduce-iterations-0", ["reproduce", "cifar", "--out", "study", "--iterations", "0"], 2, "iterations must be a positive integer, got 0", {}),
     ("reproduce-iterations-negative", ["reproduce", "cifar", "--out", "study", "--iterations", "-3"], 2, "-3", {}),
     ("reproduce-seeds-text", ["reproduce", "cifar", "--out", "study", "--seeds", "a,b"], 2, "'a,b'", {}),
     ("reproduce-model-unknown", ["reproduce", "cifar", "--out", "study", "--models", "resnet9"], 2, "resnet9", {}),
-    ("reproduce-image-size-on-cifar", ["reproduce", "cifar", "--out", "study", "--image-size", "64"], 2, "--image-size", {}),
-    ("reproduce-eval-every-negative", ["reproduce", "cifar", "--out", "study", "--eval-every", "-1"], 2, "--eval-every", {}),
+    ("reproduce-image-size-on-cifar", ["reproduce", "cifar", "--out", "study", "--image-size", "64"], 2, "data.image_size applies to the ImageNet recipe", {}),
+    ("reproduce-eval-every-negative", ["reproduce", "cifar", "--out", "study", "--eval-every", "-1"], 2, "eval_every must be a non-negative integer, got -1", {}),
     ("reproduce-study-unknown", ["reproduce", "mnist", "--out", "study"], 2, "'mnist'", {}),
     # ---- data pickles never run code (issue 32): refused naming the file and the global
     ("pickle-meta-runs-code-train", [*TR, "--data-dir", "c10_evil_meta"], 2, "posix.system", {}),

@@ -37,7 +37,7 @@ BASE = {
     "bench": ["--models", "cifar_resnet8", "--seconds", "0.02", "--repeat", "1", "--batch-size", "8"],
 }  # fmt: skip
 OUTPUT_FLAGS = ("--out", "--json")  # what a command declares it writes
-SKIP = {"--nproc", "--compile", "--help", "--workers", "--loader"}  # new processes or minutes
+SKIP = {"--nproc", "--parallel", "--compile", "--help", "--workers", "--loader"}  # new processes or minutes
 VALUES = [
     "-1", "0", "1", "2", "3", "0.5", "1e-3", "nan", "inf", "-inf", "", " ", "abc", "none", "auto",
     "on", "off", "x,y", "1,2", "r0", "r0/last.pt", "c10", "img.png", "afile.txt", "nosuch", "out/a.json",

@@ -12,7 +12,6 @@ from reslearn.reproduce import (
     collect_runs,
     depth_trend,
     layer_responses,
-    reproduce_cifar,
     response_layers,
     summarize,
     verdicts,
@@ -142,7 +141,7 @@ def test_figure6_draws_a_panel_only_for_the_kinds_of_net_a_study_has(tmp_path):
 
 
 def test_an_interim_report_of_unfinished_runs_shows_their_curves_and_no_unknowns(tmp_path):
-    """What benchmarks/study_queue.sh's keep_runs writes for a study that spans sessions."""
+    """What benchmarks/studies/study_queue.sh's keep_runs writes for a study that spans sessions."""
     _fake_run(tmp_path, "resnet20", 1, [45, 25, 15], [47, 30, 19], finished=False)
     _fake_run(tmp_path, "resnet56", 1, [44, 22, 10], [46, 28, 17], finished=False)
     md = write_report(tmp_path).read_text()
@@ -249,8 +248,14 @@ def test_verdicts_say_when_the_seeds_do_not_separate_two_nets(tmp_path):
     )
 
 
-def test_reproduce_skips_finished_and_resumes_interrupted(tmp_path, monkeypatch):
-    from reslearn.reproduce import study as rc
+def study_argv(out, data, models="cifar_plain8,cifar_resnet8", study="cifar", *more):
+    """``reslearn reproduce`` of tiny nets for 8 iterations on ``data`` (train flags apply)."""
+    return ["reproduce", study, "--out", str(out), "--models", models, "--iterations", "8",
+            "--data-dir", str(data), "--no-download", "--batch-size", "128", "--eval-every", "4",
+            "--device", "cpu", "--progress", "none", "--no-tensorboard", *more]  # fmt: skip
+
+
+def test_reproduce_skips_finished_and_resumes_interrupted(tmp_path, capsys):
     from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, train
 
     data = write_pickle_cifar(tmp_path / "c10", per_batch=40, test=60)
@@ -270,28 +275,18 @@ def test_reproduce_skips_finished_and_resumes_interrupted(tmp_path, monkeypatch)
         ),
     )
     train(cfg, stop_after=4)
-    calls = []
-    real_train = rc.train
-
-    def spy(cfg=None, resume=None, **kw):
-        calls.append(("resume", str(resume)) if resume else ("train", cfg.run.out))
-        if cfg is not None:
-            cfg.optim.batch_size, cfg.data.download, cfg.run.progress = 128, False, "none"
-            cfg.run.eval_every = 4
-        return real_train(cfg, resume, **kw)
-
-    monkeypatch.setattr(rc, "train", spy)
-    report = reproduce_cifar(
-        out, ("cifar_plain8", "cifar_resnet8"), (1,), iterations=8, data_dir=str(data), device="cpu"
-    )
-    assert calls == [("resume", str(out / "cifar_plain8-s1")), ("train", str(out / "cifar_resnet8-s1"))]
+    # The command line lies over every run: a change of experiment on the stopped run is
+    # refused, naming the flag, not silently ignored.
+    assert cli_main(study_argv(out, data, "cifar_plain8", "cifar", "--lr", "0.2")) == 2
+    assert "--lr cannot change on --resume" in capsys.readouterr().err
+    assert cli_main(study_argv(out, data)) == 0
+    said = [x for x in capsys.readouterr().out.splitlines() if x.startswith("[")]
+    assert said == [f"[resume] {out / 'cifar_plain8-s1'}", f"[train] {out / 'cifar_resnet8-s1'}"]
     assert [r["iteration"] for r in read_metrics(out / "cifar_plain8-s1")] == [4, 8]
-    assert (out / "cifar_plain8-s1" / "responses.json").exists() and report.exists()
-    calls.clear()
-    reproduce_cifar(
-        out, ("cifar_plain8", "cifar_resnet8"), (1,), iterations=8, data_dir=str(data), device="cpu"
-    )
-    assert calls == []  # everything finished: nothing retrained
+    assert (out / "cifar_plain8-s1" / "responses.json").exists() and (out / "report.md").exists()
+    assert cli_main(study_argv(out, data)) == 0
+    said = [x for x in capsys.readouterr().out.splitlines() if x.startswith("[")]
+    assert said == [f"[skip] {out / n} is finished" for n in ("cifar_plain8-s1", "cifar_resnet8-s1")]
     assert cli_main(["report", str(out)]) == 0
     assert (
         cli_main(
@@ -301,3 +296,65 @@ def test_reproduce_skips_finished_and_resumes_interrupted(tmp_path, monkeypatch)
     )
     res = json.loads((tmp_path / "r.json").read_text())
     assert len(res[0]["std"]) == 7 and res[0]["sorted"] == sorted(res[0]["std"], reverse=True)
+
+
+def test_every_study_is_a_valid_config_for_each_run():
+    from reslearn.reproduce import STUDIES
+    from reslearn.train import TrainConfig
+    from reslearn.train.config import apply_layers
+
+    for study in STUDIES.values():
+        runs = study.runs()
+        assert (
+            len({r.name for r in runs})
+            == len(runs)
+            == len(study.models) * len(study.seeds) * max(1, len(study.arms))
+        )
+        for r in runs:
+            cfg = apply_layers(TrainConfig(), [dict(r.settings), {"model.name": r.model, "run.seed": r.seed}])
+            assert cfg.model.name == r.model
+
+
+def test_a_study_added_here_trains_its_arms_and_compares_them(tmp_path, monkeypatch, capsys):
+    from reslearn.reproduce import STUDIES, Study
+
+    # One registry entry: a study of two arms (the second doubles the learning rate).
+    study = Study(
+        "tiny-arms",
+        "two learning rates",
+        ("cifar_resnet8",),
+        (1, 2),
+        arms={"paper": {}, "lr2": {"optim.lr": 0.2}},
+    )
+    monkeypatch.setitem(STUDIES, study.name, study)
+    data = write_pickle_cifar(tmp_path / "c10", per_batch=40, test=60)
+    out = tmp_path / "arms"
+    assert cli_main(study_argv(out, data, "cifar_resnet8", "tiny-arms", "--list")) == 0
+    assert capsys.readouterr().out.split() == [
+        "cifar_resnet8-paper-s1", "not", "started", "cifar_resnet8-lr2-s1", "not", "started",
+        "cifar_resnet8-paper-s2", "not", "started", "cifar_resnet8-lr2-s2", "not", "started",
+    ]  # fmt: skip
+    assert cli_main(study_argv(out, data, "cifar_resnet8", "tiny-arms")) == 0
+    lrs = {r.dir.name: r.config["optim"]["lr"] for r in collect_runs(out)}
+    assert lrs == {
+        "cifar_resnet8-lr2-s1": 0.2,
+        "cifar_resnet8-lr2-s2": 0.2,
+        "cifar_resnet8-paper-s1": 0.1,
+        "cifar_resnet8-paper-s2": 0.1,
+    }
+    report = (out / "report.md").read_text()
+    assert "| cifar_resnet8 [lr2] |" in report and "| cifar_resnet8 [paper] |" in report
+    assert "- cifar_resnet8 [lr2] - cifar_resnet8 [paper]: " in report  # the arm against the reference
+    assert not (out / "cifar_resnet8-paper-s1" / "responses.json").exists()  # the study asks none
+
+
+def test_reproduce_parallel_shares_the_runs_between_processes(tmp_path, capsys):
+    data = write_pickle_cifar(tmp_path / "c10", per_batch=40, test=60)
+    out = tmp_path / "par"
+    assert cli_main(study_argv(out, data, "cifar_plain8,cifar_resnet8", "cifar", "--parallel", "2")) == 0
+    for name in ("cifar_plain8-s1", "cifar_resnet8-s1"):
+        rows = read_metrics(out / name)
+        assert [r["iteration"] for r in rows] == [4, 8]  # each trained once, by one process
+    assert "report:" in capsys.readouterr().out and (out / "report.md").exists()
+    assert cli_main(study_argv(out, data, "cifar_plain8", "cifar", "--parallel", "0")) == 2
+    assert "--parallel must be a positive integer, got 0" in capsys.readouterr().err

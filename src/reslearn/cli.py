@@ -33,7 +33,7 @@ def _cmd_zoo(a: argparse.Namespace) -> int:
 
     nets = index()
     if not nets:
-        print("no trained nets are published yet (benchmarks/publish_net.py adds a finished run)")
+        print("no trained nets are published yet (benchmarks/studies/publish_net.py adds a finished run)")
     for e in nets:
         print(
             f"{e['name']}: {e['model']}, {e['split']} top-1 error {e['test_err']:.2f}% at iteration "
@@ -372,67 +372,59 @@ def _csv(text: str, kind=str) -> tuple:
 
 
 def _add_reproduce(sub) -> None:
-    s = sub.add_parser("reproduce", help="train one of the paper's studies and write its report")
-    s.add_argument(
-        "study", choices=["cifar", "imagenet"], help="cifar: Figure 6 / Table 6; imagenet: Figure 4"
+    from .reproduce.study import STUDIES
+
+    s = sub.add_parser(
+        "reproduce",
+        help="train one of the paper's studies and write its report",
+        description="Train every run of a study (finished runs are skipped, stopped ones continue "
+        "from their checkpoints) and write DIR/report.md. Studies: "
+        + "; ".join(f"{n}: {st.about}" for n, st in STUDIES.items())
+        + ". Every train flag, --set and --config apply to each run over the study's settings.",
     )
-    s.add_argument("--out", required=True, help="directory for DIR/<model>-s<seed>/ and report.md")
-    s.add_argument(
-        "--models",
-        default=None,
-        help="default: the study's (cifar: plain/resnet 20-110; imagenet: plain18,plain34,resnet18,resnet34)",
-    )
-    s.add_argument("--seeds", default="1")
-    s.add_argument("--iterations", type=int, default=None, help="default: the recipe's (64000; 60e4)")
-    s.add_argument("--eval-every", type=int, default=0, help="iterations; 0 = one epoch")
-    s.add_argument(
-        "--data-dir", default=None, help="default: the data set's (./data/cifar10, ./data/imagenet)"
-    )
-    s.add_argument("--image-size", type=int, default=None, help="imagenet: training crop (default 224)")
-    s.add_argument("--class-index", default=None, metavar="FILE", help="imagenet: index wnid name TSV")
-    s.add_argument("--batch-size", type=int, default=None, help="imagenet: default 256")
-    _add_device(s)
-    s.set_defaults(fn=_cmd_reproduce)
+    s.add_argument("study", choices=list(STUDIES), help="the study (see above)")
+    s.add_argument("--models", default=None, help="comma-separated nets (default: the study's)")
+    s.add_argument("--seeds", default=None, help="comma-separated seeds (default: the study's)")
+    s.add_argument("--parallel", type=int, default=1, metavar="N", help="train N runs at a time")
+    s.add_argument("--list", action="store_true", help="print each run's folder and state, train nothing")
+    s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # --parallel's others
+    s.add_argument("--config", metavar="FILE", help="a config file under every run's")
+    s.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
+    s.set_defaults(fn=_cmd_reproduce, cfg_dests=_add_config_flags(s))
 
 
 def _cmd_reproduce(a: argparse.Namespace) -> int:
-    from .reproduce import FIGURE4_MODELS, PAPER_MODELS, reproduce_cifar, reproduce_imagenet
-    from .train.config import JobOptions
+    from .reproduce.study import get_study, run_parallel, run_study, study_state
+    from .train.launch import without_flag
 
-    JobOptions.check(a)
+    study = get_study(a.study)
     try:
-        seeds = _csv(a.seeds, int)
+        seeds = _csv(a.seeds, int) if a.seeds else None
     except ValueError as e:
         raise ValueError(f"--seeds must be comma-separated integers, got {a.seeds!r}") from e
-    if a.study == "cifar":
-        bad = [f for f in ("image_size", "class_index", "batch_size") if getattr(a, f) is not None]
-        if bad:
-            raise ValueError(f"--{bad[0].replace('_', '-')} applies to the imagenet study")
-        models = _csv(a.models) if a.models else PAPER_MODELS
-        report = reproduce_cifar(
-            a.out,
-            models,
-            seeds,
-            a.iterations,
-            a.data_dir,
-            a.device,
-            a.eval_every,
-        )
+    models = _csv(a.models) if a.models else None
+    layers, names = train_layers(a)
+    for key, flag in (("model.name", "--models"), ("run.seed", "--seeds")):
+        if any(key in lay for lay in layers):
+            raise ValueError(f"{names[key]} does not apply to a study: give {flag}")
+    out = next((lay["run.out"] for lay in reversed(layers) if lay.get("run.out")), None)
+    if not out:
+        raise ValueError("reproduce needs --out DIR (the study's folder: DIR/<run>/ and DIR/report.md)")
+    layers = [{k: v for k, v in lay.items() if k != "run.out"} for lay in layers]
+    if a.list:
+        for r in study.runs(models, seeds):
+            print(f"{r.name}\t{study_state(Path(out), r)}")
+        return 0
+
+    def run() -> Path:
+        return run_study(study, out, layers, names, models, seeds, report=not a.worker)
+
+    if a.parallel != 1 and not a.worker:
+        report = run_parallel(a.parallel, without_flag(a.argv, "--parallel"), run)
     else:
-        models = _csv(a.models) if a.models else FIGURE4_MODELS
-        report = reproduce_imagenet(
-            a.out,
-            models,
-            seeds,
-            a.iterations,
-            a.data_dir,
-            a.device,
-            a.eval_every,
-            a.image_size,
-            a.class_index,
-            a.batch_size,
-        )
-    print(f"report: {report}")
+        report = run()
+    if not a.worker:
+        print(f"report: {report}")
     return 0
 
 

@@ -3,7 +3,7 @@
 
 Each net is a safetensors export (no pickle) in ``reslearn/weights/`` listed in
 ``weights/index.json`` with its sha256 and its measured test error; a file whose sha256
-differs from the index is refused, never loaded. ``benchmarks/publish_net.py`` exports a
+differs from the index is refused, never loaded. ``benchmarks/studies/publish_net.py`` exports a
 finished run, measures it and adds its entry.
 """
 

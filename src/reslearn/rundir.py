@@ -156,6 +156,22 @@ class RunLock:
         self.fd = fd
         return self
 
+    @staticmethod
+    def busy(run_dir: Path) -> bool:
+        """Whether a process holds the run's lock now (a hint for a study's workers, which
+        then take up another run; the lock itself decides)."""
+        try:
+            fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing releases a lock taken here
+        return False
+
     def release(self) -> None:
         if self.fd is not None:
             with contextlib.suppress(OSError):

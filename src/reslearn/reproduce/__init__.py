@@ -1,25 +1,18 @@
 from .report import collect_runs, depth_trend, summarize, verdicts, write_report
 from .responses import layer_responses, response_layers
-from .study import (
-    FIGURE4_MODELS,
-    PAPER_MODELS,
-    ensure_responses,
-    reproduce_cifar,
-    reproduce_imagenet,
-    run_study,
-)
+from .study import STUDIES, Study, ensure_responses, get_study, register_study, run_study
 
 __all__ = [
-    "FIGURE4_MODELS",
-    "PAPER_MODELS",
-    "reproduce_imagenet",
-    "run_study",
+    "STUDIES",
+    "Study",
     "collect_runs",
     "depth_trend",
     "ensure_responses",
+    "get_study",
     "layer_responses",
-    "reproduce_cifar",
+    "register_study",
     "response_layers",
+    "run_study",
     "summarize",
     "verdicts",
     "write_report",

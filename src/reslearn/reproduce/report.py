@@ -24,6 +24,18 @@ class Run:
     responses: dict | None = None
 
     @property
+    def arm(self) -> str:
+        """A study's arm (``DIR/<model>-<arm>-s<seed>/``, reslearn.reproduce.study), or ""."""
+        head, tail = f"{self.model}-", f"-s{self.seed}"
+        name = self.dir.name
+        ok = name.startswith(head) and name.endswith(tail) and len(name) > len(head) + len(tail)
+        return name[len(head) : -len(tail)] if ok else ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} [{self.arm}]" if self.arm else self.model
+
+    @property
     def spec(self) -> ModelSpec:
         return get_model_spec(self.model)
 
@@ -40,6 +52,7 @@ class Run:
 class ModelSummary:
     model: str
     params: int
+    label: str = ""  # the model, with its arm in a study of arms
     seeds: list[int] = field(default_factory=list)
     test_errs: list[float] = field(default_factory=list)  # finished runs only
     train_errs: list[float] = field(default_factory=list)  # last interval of finished runs
@@ -164,11 +177,11 @@ def _held_out(row: dict) -> float | None:
 def summarize(runs: list[Run]) -> dict[str, ModelSummary]:
     out: dict[str, ModelSummary] = {}
     for r in sorted(runs, key=lambda r: (_order(r.model), r.seed)):
-        if r.model not in out:
+        if r.label not in out:
             params = sum(p.numel() for p in create_model(r.model).parameters())
-            out[r.model] = ModelSummary(r.model, params)
+            out[r.label] = ModelSummary(r.model, params, r.label)
         if r.final is not None:
-            s = out[r.model]
+            s = out[r.label]
             s.seeds.append(r.seed)
             # The held-out error: CIFAR's test split, or ImageNet's val/ (it has no test split).
             s.test_errs.append(_held_out(r.final))
@@ -200,8 +213,30 @@ def _seed_note(a: ModelSummary, b: ModelSummary, which: str) -> str:
     )
 
 
+def arm_verdicts(summary: dict[str, ModelSummary]) -> list[str]:
+    """A study of arms: each arm's mean held-out error against the reference arm's ("paper"
+    if there is one, else the first by name) for each net, beside the seed range."""
+    lines = []
+    for model in dict.fromkeys(s.model for s in summary.values()):
+        arms = {s.label: s for s in summary.values() if s.model == model and s.test_errs}
+        if len(arms) < 2:
+            lines.append(f"{model}: arms not compared yet (need two finished arms)")
+            continue
+        ref = arms.get(f"{model} [paper]") or arms[min(arms)]
+        for label, s in arms.items():
+            if s is not ref:
+                note = _seed_note(ref, s, "test")
+                lines.append(
+                    f"{label} - {ref.label}: {s.mean - ref.mean:+.2f} points of held-out error "
+                    f"({s.mean:.2f}% vs {ref.mean:.2f}%" + (f"; {note})" if note else ")")
+                )
+    return lines
+
+
 def verdicts(runs: list[Run], summary: dict[str, ModelSummary]) -> list[str]:
     """The paper's claims, each answered from the measured numbers."""
+    if any(r.arm for r in runs):
+        return arm_verdicts(summary)
     done = {m: s for m, s in summary.items() if s.test_errs}
     lines = []
     plains = sorted((m for m in done if not get_model_spec(m).residual), key=_order)
@@ -331,9 +366,13 @@ def _trend_section(trend: DepthTrend) -> list[str]:
     return md
 
 
-def _colors(names: list[str]) -> dict[str, str]:
+def _colors(names: list[str], runs: list[Run] = ()) -> dict[str, str]:
+    """A colour per net, by depth (the paper's figures); per arm in a study of arms."""
     import matplotlib
 
+    labels = sorted({r.label for r in runs if r.arm})
+    if labels:
+        return {r.label: matplotlib.colormaps["tab10"](labels.index(r.label) % 10) for r in runs}
     cmap = matplotlib.colormaps["viridis"]
     depths = sorted({get_model_spec(n).depth for n in names})
     by_depth = {d: cmap(i / max(1, len(depths) - 1) * 0.9) for i, d in enumerate(depths)}
@@ -352,7 +391,7 @@ def plot_training_curves(runs: list[Run], path: Path) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = _colors([r.model for r in runs])
+    colors = _colors([r.model for r in runs], runs)
     kinds = [plain for plain in (True, False) if any(r.plain == plain for r in runs)] or [False]
     fig, axes = plt.subplots(1, len(kinds), figsize=(6.5 * len(kinds), 4.8), sharey=True, squeeze=False)
     axes = axes[0]
@@ -361,9 +400,9 @@ def plot_training_curves(runs: list[Run], path: Path) -> list[str]:
         seen = set()
         for r in sorted((r for r in runs if r.plain == plain), key=lambda r: _order(r.model)):
             it = [m["iteration"] for m in r.metrics]
-            c = colors[r.model]
-            label = None if r.model in seen else r.model
-            seen.add(r.model)
+            c = colors.get(r.label) or colors[r.model]
+            label = None if r.label in seen else r.label
+            seen.add(r.label)
             ax.plot(it, [m["train_err"] for m in r.metrics], "--", color=c, lw=1.2)
             te = [(m["iteration"], m["test_err"]) for m in r.metrics if m.get("test_err") is not None]
             if not te:  # with a validation split, the held-out curve stands in
@@ -501,13 +540,13 @@ def _table_rows(summary: dict[str, ModelSummary], paper_col: str) -> list[str]:
         paper_cell = p if p is not None else "-"
         last = (f" {r:.2f} |" if r is not None else " - |") if aka else ""
         if not s.test_errs:
-            md.append(f"| {s.model} | {s.params / 1e6:.2f}M | 0 | unfinished | | | | {paper_cell} | |" + last)
+            md.append(f"| {s.label} | {s.params / 1e6:.2f}M | 0 | unfinished | | | | {paper_cell} | |" + last)
             continue
         each = " / ".join(f"{e:.2f}" for e in s.test_errs)
         if len(s.test_errs) > 1:
             each += f" ({max(s.test_errs) - min(s.test_errs):.2f})"
         md.append(
-            f"| {s.model} | {s.params / 1e6:.2f}M | {len(s.test_errs)} | {s.mean:.2f} +- {s.std:.2f} "
+            f"| {s.label} | {s.params / 1e6:.2f}M | {len(s.test_errs)} | {s.mean:.2f} +- {s.std:.2f} "
             f"| {s.best:.2f} | {each} | {s.train_mean:.2f} | {paper_cell} "
             f"| {f'{s.mean - p:+.2f}' if p is not None else '-'} |" + last
         )
@@ -564,7 +603,7 @@ def write_report(out: str | Path) -> Path:
     md += ["", text["table"], ""]
     md += _table_rows(summary, text["paper_col"])
     md += _unfinished_lines(runs)
-    trend = depth_trend(runs)
+    trend = None if any(r.arm for r in runs) else depth_trend(runs)
     if trend is not None:
         md += ["", *_trend_section(trend)]
     md += ["", f"## {fig_title}", "", f"![{fig_title.split(':')[0]}]({fig_name})", ""]

@@ -267,7 +267,7 @@ class RunConfig(_Section):
 
 @dataclass
 class JobOptions:
-    """The numeric options of ``eval``, ``predict``, ``bench`` and ``reproduce``, checked
+    """The numeric options of ``eval``, ``predict`` and ``bench``, checked
     by the same rules as a training config (one place for every range; issue 19). Each
     refusal names the flag and the value."""
 
@@ -277,15 +277,12 @@ class JobOptions:
     top_k: int = 5
     repeat: int = 5
     seconds: float = 4.0
-    iterations: int | None = None
-    eval_every: int = 0
-    image_size: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "iterations", "image_size", "top_k", "repeat"):
+        for name in ("batch_size", "top_k", "repeat"):
             if getattr(self, name) is not None:
                 _positive(_flag(name), getattr(self, name))
-        for name in ("workers", "threads", "eval_every"):
+        for name in ("workers", "threads"):
             _positive(_flag(name), getattr(self, name), allow_zero=True)
         number = isinstance(self.seconds, (int, float)) and not isinstance(self.seconds, bool)
         if not number or not self.seconds > 0:

@@ -15,15 +15,15 @@ from ..rundir import LAST
 from .engine import train
 
 
-def without_nproc(argv: list[str]) -> list[str]:
-    """``argv`` less ``--nproc N`` / ``--nproc=N``: what each torchrun worker runs."""
+def without_flag(argv: list[str], flag: str = "--nproc") -> list[str]:
+    """``argv`` less ``FLAG N`` / ``FLAG=N``: what each torchrun worker (or study worker) runs."""
     out, skip = [], False
     for x in argv:
         if skip:
             skip = False
-        elif x == "--nproc":
+        elif x == flag:
             skip = True
-        elif not x.startswith("--nproc="):
+        elif not x.startswith(flag + "="):
             out.append(x)
     return out
 
@@ -34,7 +34,7 @@ def launch_torchrun(n: int, argv: list[str]) -> int:
     if n < 1:
         raise ValueError(f"--nproc must be a positive integer, got {n}")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}"]
-    cmd += ["-m", "reslearn", *without_nproc(argv)]
+    cmd += ["-m", "reslearn", *without_flag(argv)]
     print("launching: " + " ".join(cmd[2:]), flush=True)
     return subprocess.run(cmd).returncode
 

@@ -1,7 +1,7 @@
 """Short CIFAR-10 benchmark (issue 3): resnet20, 2,000 iterations, the paper's recipe
 scaled (lr 0.1, /10 at 1,000 and 1,500), on the original CIFAR-10 (benchmarks/originals.py).
 
-Usage: RESLEARN_DATA_ROOT=../shared/data python benchmarks/cifar_short.py [--iterations N]
+Usage: RESLEARN_DATA_ROOT=../shared/data python benchmarks/studies/cifar_short.py [--iterations N]
 Prints the test error and the training throughput; the run directory keeps metrics.jsonl.
 """
 
@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from originals import cifar10_dir  # benchmarks/originals.py: the original CIFAR-10
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for benchmarks/originals.py
+from originals import cifar10_dir  # noqa: E402  the original CIFAR-10
 from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, read_metrics, train
 
 

@@ -19,7 +19,7 @@ is far below batchB's, one bf16 step changes the update much less than drawing a
 batch does; the first-epoch spread over seeds (docs/first-epoch/) comes from that noise,
 amplified by the chaotic first iterations.
 
-Usage: RESLEARN_DATA_ROOT=../shared/data python benchmarks/bf16_step.py [--seeds 1,2]
+Usage: RESLEARN_DATA_ROOT=../shared/data python benchmarks/speed/bf16_step.py [--seeds 1,2]
           [--warm 100] [--json out.json]
 """
 
@@ -29,13 +29,15 @@ import argparse
 import copy
 import json
 import statistics
+import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from originals import cifar10_dir  # benchmarks/originals.py: the original CIFAR-10
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for benchmarks/originals.py
+from originals import cifar10_dir  # noqa: E402  the original CIFAR-10
 from reslearn.data import load_cifar10
 from reslearn.data.augment import fit_normalizer, random_crop_flip
 from reslearn.data.base import epoch_permutation

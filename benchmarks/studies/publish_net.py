@@ -2,8 +2,8 @@
 ``src/reslearn/weights/<name>.safetensors``, measure its test error with the paper's
 protocol (reslearn eval), and list it with its sha256 in ``weights/index.json``.
 
-Usage: python benchmarks/publish_net.py RUN_DIR NAME [--overwrite]
-       e.g. python benchmarks/publish_net.py runs/degradation-16k/resnet56-s1 resnet56-cifar10-16k
+Usage: python benchmarks/studies/publish_net.py RUN_DIR NAME [--overwrite]
+       e.g. python benchmarks/studies/publish_net.py runs/degradation-16k/resnet56-s1 resnet56-cifar10-16k
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
 2. The trained resnet18 evaluated with the paper's three test protocols on the val split:
    single centre crop, 10-crop (Table 3), multi-scale fully-convolutional (Table 4).
 
-Usage: RESLEARN_DATA_ROOT=../shared/data python benchmarks/imagenette_short.py
+Usage: RESLEARN_DATA_ROOT=../shared/data python benchmarks/studies/imagenette_short.py
        [--image-size 112] [--iterations 480] [--batch-size 64] [--out docs/imagenette-short]
 """
 

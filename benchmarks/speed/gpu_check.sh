@@ -6,15 +6,15 @@
 #   (c) issue 13's first-epoch study: resnet56, one epoch at lr 0.1, seeds 1-4, fp32 and
 #       bf16 (this CPU has no bf16 hardware: 12x slower there).
 #
-# Here (no GPU needed):   bash benchmarks/gpu_check.sh --prepare
+# Here (no GPU needed):   bash benchmarks/speed/gpu_check.sh --prepare
 #   packs ../shared/data/cifar10-jpeg into .gpu_data/cifar10-jpeg.tar.gz (about 20 MB;
 #   .gpu_data/ is git-ignored, so it travels only when carried). The JPEG copy, not the
 #   original CIFAR-10: the originals pack to ~100 MB (lossless), over the device tool's 64 MiB
 #   carry; this check measures speed and that the schedule trains, not a number for Table 6.
-# Device call:            command "bash benchmarks/gpu_check.sh", carry [".gpu_data"],
+# Device call:            command "bash benchmarks/speed/gpu_check.sh", carry [".gpu_data"],
 #                         timeout_s 560. Results land in $OUT (bench.json, metrics, log).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 if [ "${1:-}" = "--prepare" ]; then
   src="${RESLEARN_DATA_ROOT:-../shared/data}/cifar10-jpeg"
@@ -35,7 +35,7 @@ exec > >(tee "$log") 2>&1
 echo "== $(date -u +%FT%TZ) $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null)"
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
 if [ ! -f .gpu_data/cifar10-jpeg.tar.gz ]; then
-  echo "missing .gpu_data/cifar10-jpeg.tar.gz: run 'bash benchmarks/gpu_check.sh --prepare' here and carry .gpu_data"
+  echo "missing .gpu_data/cifar10-jpeg.tar.gz: run 'bash benchmarks/speed/gpu_check.sh --prepare' here and carry .gpu_data"
   exit 2
 fi
 data=/tmp/cifar10-jpeg
@@ -45,7 +45,7 @@ echo "== (a) bench, all five models"
 timeout 120 $PY -m reslearn.cli bench --device cuda --seconds 1 --json "$OUT/bench.json" || echo "bench failed or timed out (rc=$?)"
 
 echo "== (c) first epoch of resnet56, fp32 and bf16, seeds 1-4"
-timeout 110 $PY benchmarks/first_epoch.py --device cuda --out /tmp/first-epoch \
+timeout 110 $PY benchmarks/speed/first_epoch.py --device cuda --out /tmp/first-epoch \
   --report "$OUT/first_epoch_report.md" || echo "first epoch failed or timed out (rc=$?)"
 
 echo "== (b) resnet56, full paper schedule (64k iterations), compiled (CUDA graphs)"

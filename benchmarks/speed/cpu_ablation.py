@@ -4,7 +4,7 @@ Times one training step (forward, backward, SGD update) of a CIFAR net at batch 
 each variant, in one process, median of repeats, warm-up excluded. Variants: memory
 format, bf16 autocast, torch.compile, optimizer implementation, thread count.
 
-Usage: python benchmarks/cpu_ablation.py [--model resnet20] [--compile]
+Usage: python benchmarks/speed/cpu_ablation.py [--model resnet20] [--compile]
 """
 
 from __future__ import annotations

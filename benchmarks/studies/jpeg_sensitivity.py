@@ -10,7 +10,7 @@ the control (almost no further loss); 75 and 50 with 4:2:0 add loss of the kind 
 already has. How the error moves per dB of PSNR lost tells the direction and the rough
 size of what the first q75 pass may have cost (an estimate, not a measurement of it).
 
-Usage: python benchmarks/jpeg_sensitivity.py RUN [RUN ...] [--qualities 95,75,50]
+Usage: python benchmarks/studies/jpeg_sensitivity.py RUN [RUN ...] [--qualities 95,75,50]
        [--data-dir ../shared/data/cifar10-jpeg] [--work /tmp/jpeg-sensitivity]
 """
 

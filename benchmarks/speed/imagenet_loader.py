@@ -8,7 +8,7 @@ same augmentation. Both in one process, interleaved over several rounds, on
 ../shared/data/imagenet-samples (100 photos, mostly about 500x375). Lighting noise and
 mean subtraction run batched on the training device, so they are not part of this.
 
-Usage: RESLEARN_DATA_ROOT=../shared/data python benchmarks/imagenet_loader.py [--rounds 5] [--size 224]
+Usage: RESLEARN_DATA_ROOT=../shared/data python benchmarks/speed/imagenet_loader.py [--rounds 5] [--size 224]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Variants: "all cores each" (`--threads` = every core: what every job did before
 reslearn.threads, torch's default) and "auto" (the default now: each job takes its
 share of the cores and adapts when the other starts or ends).
 
-Usage: RESLEARN_DATA_ROOT=../shared/data python benchmarks/concurrent_runs.py
+Usage: RESLEARN_DATA_ROOT=../shared/data python benchmarks/speed/concurrent_runs.py
           [--model resnet20] [--iterations 80]
 """
 
@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from originals import cifar10_dir  # benchmarks/originals.py: the original CIFAR-10
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for benchmarks/originals.py
+from originals import cifar10_dir  # noqa: E402  the original CIFAR-10
 from reslearn.threads import cpu_count
 
 

@@ -4,18 +4,20 @@ The bench step feeds one pre-made float batch; the training loop adds the data p
 (index the uint8 device dataset, batched crop/flip, mean subtraction), the lr schedule
 and the bookkeeping. Target: the loop within 10% of the step rate.
 
-Usage: RESLEARN_DATA_ROOT=../shared/data python benchmarks/end_to_end.py [--iterations 390]
+Usage: RESLEARN_DATA_ROOT=../shared/data python benchmarks/speed/end_to_end.py [--iterations 390]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-from originals import cifar10_dir  # benchmarks/originals.py: the original CIFAR-10
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for benchmarks/originals.py
+from originals import cifar10_dir  # noqa: E402  the original CIFAR-10
 from reslearn.bench import bench_model
 from reslearn.speed import select_device
 from reslearn.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, read_metrics, train

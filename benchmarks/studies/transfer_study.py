@@ -11,7 +11,7 @@ The recipe is the ImageNet recipe scaled to a CPU (crop 64 of shorter side [73, 
 PCA lighting, per-pixel mean of the training split), batch 64, lr 0.1 /10 at 50% and 75%
 of the run, one evaluation per epoch on B's 1,000 val images.
 
-Usage: RESLEARN_DATA_ROOT=../shared/data python benchmarks/transfer_study.py
+Usage: RESLEARN_DATA_ROOT=../shared/data python benchmarks/studies/transfer_study.py
        [--image-size 64] [--source-epochs 16] [--epochs 8] [--seeds 1,2] [--out runs/transfer]
        [--report docs/transfer]
 """
@@ -94,7 +94,7 @@ def report(out: Path, dest: Path, seeds: list[int], a) -> None:
     ft, sc = final["fine-tuned"], final["from scratch"]
     verdict = "beats" if max(ft) < min(sc) else ("does not beat" if min(ft) >= max(sc) else "overlaps")
     lines = [
-        "# Transfer study: fine-tuned vs from scratch (`benchmarks/transfer_study.py`)",
+        "# Transfer study: fine-tuned vs from scratch (`benchmarks/studies/transfer_study.py`)",
         "",
         f"resnet18, Imagenette (../shared/data/imagenette-224), image size {a.image_size}, batch 64, "
         f"lr 0.1 /10 at 50% and 75%. Source: classes A, {a.source_epochs} epochs, seed 1, final val "
