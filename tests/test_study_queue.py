@@ -17,9 +17,7 @@ from .helpers import train_cfg
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("bash") is None, reason="needs bash"
-)
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
 
 def study(script: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -226,23 +226,56 @@ def test_paper_schedule_milestones_and_warmup():
     warm = WarmUp(Milestones(0.1, ms), lr_warm=0.01)
     assert warm.lr(0) == 0.01  # ResNet-110 warm-up
     assert warm.lr(400) == 0.01
-    assert not warm.end_window(err=90, n=100) and warm.lr(400) == 0.01  # 90% >= 80%: still warming up
-    assert warm.end_window(err=79, n=100) and warm.lr(400) == 0.1  # below 80%: the paper's lr
+    assert window(warm, 90, 100) is None and warm.lr(400) == 0.01  # 90% >= 80%: still warming up
+    assert "warm-up done" in window(warm, 79, 100) and warm.lr(400) == 0.1  # below 80%: the paper's lr
     assert warm.lr(32_000) == pytest.approx(0.01) and not warm.active
     assert milestone_iterations(2000, (0.5, 0.75)) == [1000, 1500]  # --iterations scales
+
+
+def window(warm, err: int, n: int):
+    """One whole warm-up window of ``n`` images with ``err`` wrong, as one step (one process)."""
+    warm.window_steps = 1
+    return warm.observe_step(torch.tensor(err), n, 400, lambda t: t)
 
 
 def test_schedules_resume_from_their_state():
     """Each schedule's state_dict restores it exactly, warm-up window and plateau included."""
     a = WarmUp(Plateau(0.1, patience=2, threshold=0.5), window_steps=5)
     for e in (50, 40, 40.2):
-        a.observe(e)
-    a.window = {"err": 3, "n": 64}
+        a.observe_eval(e, 0)
+    for _ in range(2):  # two steps of a window of five: 3 wrong of 64 so far, on the "device"
+        a.observe_step(torch.tensor(1 if a.window["n"] else 2), 32, 1, lambda t: t)
+    assert a.state_dict()["window"] == {"err": 3, "n": 64}
     b = WarmUp(Plateau(0.1, patience=2, threshold=0.5), window_steps=5)
     b.load_state_dict(json.loads(json.dumps(a.state_dict())))  # plain types
-    assert b == a
-    assert b.observe(40.1) and b.lr(0) == pytest.approx(0.01)  # plateau: 0.1 / 10, capped at 0.01
-    assert b.end_window(10, 100) and b.lr(0) == pytest.approx(0.01) and b.inner.drops == 1
+    assert b.state_dict() == a.state_dict() and b.inner == a.inner
+    assert "plateaued" in b.observe_eval(40.1, 9) and b.lr(0) == pytest.approx(0.01)  # 0.1 / 10, capped
+    assert window(b, 10, 100) and b.lr(0) == pytest.approx(0.01) and b.inner.drops == 1
+
+
+def test_a_schedule_added_here_drives_training(tiny_data, tmp_path, monkeypatch, capsys):
+    """A new schedule is a class of the protocol and one registry entry (train/schedules.py)."""
+    from reslearn.train.schedules import SCHEDULES, Schedule
+
+    class Cosine(Schedule):
+        def __init__(self, base_lr: float, total: int) -> None:
+            self.base_lr, self.total = base_lr, total
+
+        def lr(self, iteration: int) -> float:
+            return self.base_lr * 0.5 * (1 + math.cos(math.pi * iteration / self.total))
+
+        def describe(self) -> str:
+            return f"cosine from lr {self.base_lr:g}"
+
+    monkeypatch.setitem(SCHEDULES, "cosine", lambda o, total, per_epoch: Cosine(o.lr, total))
+    out = tmp_path / "cos"
+    argv = ["train", "--model", "cifar_resnet8", "--data-dir", str(tiny_data), "--no-download",
+            "--iterations", "8", "--eval-every", "2", "--batch-size", "32", "--out", str(out),
+            "--progress", "log", "--no-tensorboard", "--device", "cpu", "--schedule", "cosine"]  # fmt: skip
+    assert cli_main(argv) == 0
+    assert "cosine from lr 0.1" in capsys.readouterr().out
+    lrs = [r["lr"] for r in read_metrics(out)]  # the lr of each interval's last step
+    assert lrs == pytest.approx([0.1 * 0.5 * (1 + math.cos(math.pi * i / 8)) for i in (1, 3, 5, 7)])
 
 
 def test_warmup_switches_on_training_error(tiny_data, tmp_path):

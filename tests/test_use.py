@@ -243,7 +243,8 @@ def test_a_published_net_loads_by_name_and_through_hub_with_its_sha256_checked(
     from reslearn import published
     from reslearn.checkpoint import CheckpointError
 
-    spec = importlib.util.spec_from_file_location("publish_net", ROOT / "benchmarks" / "studies" / "publish_net.py")
+    path = ROOT / "benchmarks" / "studies" / "publish_net.py"
+    spec = importlib.util.spec_from_file_location("publish_net", path)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     weights = tmp_path / "weights"

@@ -17,9 +17,12 @@ import json
 import math
 import re
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .schedules import SCHEDULES
 
 
 def _choice(name: str, value: Any, choices: tuple) -> None:
@@ -57,9 +60,15 @@ def _count_or_fraction(name: str, value: Any) -> int | float:
     raise ValueError(f"{name} must be a count (0, 1, 2, ...) or a fraction in (0, 1), got {value!r}")
 
 
-def choices(default: Any, options: tuple) -> Any:
-    """A field whose value is one of ``options`` (validated; CLI choices)."""
+def choices(default: Any, options: tuple | Callable[[], tuple]) -> Any:
+    """A field whose value is one of ``options`` (validated; CLI choices); a function
+    giving them reads a registry when asked (a schedule registered later counts)."""
     return field(default=default, metadata={"choices": options})
+
+
+def _options(f: dataclasses.Field) -> tuple | None:
+    opts = f.metadata.get("choices")
+    return tuple(opts()) if callable(opts) else opts
 
 
 class _Section:
@@ -68,7 +77,7 @@ class _Section:
     def _check_choices(self) -> None:
         for f in dataclasses.fields(self):
             if "choices" in f.metadata:
-                _choice(f.name, getattr(self, f.name), f.metadata["choices"])
+                _choice(f.name, getattr(self, f.name), _options(f))
 
 
 @dataclass
@@ -168,7 +177,7 @@ class OptimConfig(_Section):
     """Total iterations; None = the recipe's (CIFAR 64k; ImageNet at most 60e4)."""
     epochs: int | None = None
     """Alternative to iterations: this many passes over the training split."""
-    schedule: str = choices("auto", ("auto", "milestones", "plateau", "step"))
+    schedule: str = choices("auto", lambda: ("auto", *SCHEDULES))
     """auto: the recipe's (CIFAR milestones; ImageNet plateau); step: /10 every step_epochs (90 epochs)."""
     milestones: tuple[float, ...] = (0.5, 0.75)
     """Fractions of the run at which lr is divided by 10 (paper: 32k and 48k of 64k)."""
@@ -392,11 +401,7 @@ def config_fields() -> list[FieldInfo]:
         docs = _docstrings(kind)
         for f in dataclasses.fields(kind):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            out.append(
-                FieldInfo(
-                    section, f.name, hints[f.name], default, docs.get(f.name, ""), f.metadata.get("choices")
-                )
-            )
+            out.append(FieldInfo(section, f.name, hints[f.name], default, docs.get(f.name, ""), _options(f)))
     return out
 
 

@@ -46,7 +46,7 @@ from .init import describe as describe_init
 from .logging import MetricsLog, Progress, format_row, read_metrics
 from .optim import TrainStep, make_optimizer
 from .recipes import resolve
-from .schedules import Plateau, Schedule, WarmUp, make_schedule, schedule_state_from
+from .schedules import Schedule, make_schedule, schedule_state_from
 from .state import TrainState
 
 __all__ = ["Trainer", "build", "is_finished", "read_metrics", "train"]
@@ -240,8 +240,6 @@ def run_interval(tr: Trainer, until: int) -> None:
     # float64: sums of float32 losses stay exact, so a resumed run matches bit for bit.
     loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
     err_sum = torch.zeros((), device=dev, dtype=torch.long)
-    warm = tr.schedule if isinstance(tr.schedule, WarmUp) else None
-    warm_err = torch.tensor(warm.window["err"] if warm else 0, device=dev, dtype=torch.long)
     n_local, t0, start = 0, time.perf_counter(), st.iteration
     # The first iteration with a non-finite loss (policy "stop"), counted on the device.
     never = torch.tensor(2**62, device=dev)
@@ -262,15 +260,11 @@ def run_interval(tr: Trainer, until: int) -> None:
         loss_sum += loss
         err_sum += errs
         n_local += len(y)
-        if warm is not None and warm.active:
-            warm_err += errs
-            warm.window["n"] += len(y)
-            if warm.window["n"] >= warm.window_steps * len(y):
-                end_warmup_window(tr, warm, warm_err)
+        note = tr.schedule.observe_step(errs, len(y), st.iteration, tr.dist.all_reduce_sum)
+        if note:
+            tr.progress.log(note)
     if int(first_bad.item()) != int(never):
         raise non_finite(tr, int(first_bad.item()))
-    if warm is not None:
-        warm.window["err"] = int(warm_err.item())
     n = torch.tensor(float(n_local), dtype=torch.float64, device=dev)
     loss, err, n = tr.dist.all_reduce_sum(torch.stack([loss_sum, err_sum.double(), n])).tolist()
     if dev.type == "cuda":
@@ -278,20 +272,6 @@ def run_interval(tr: Trainer, until: int) -> None:
     steps = st.iteration - start
     st.meters.add(loss / tr.dist.world_size, int(err), int(n), steps, time.perf_counter() - t0)
     tr.progress.update(steps)
-
-
-def end_warmup_window(tr: Trainer, warm: WarmUp, warm_err: torch.Tensor) -> None:
-    """Paper 4.2 (110 layers): lr 0.01 until the training error is below 80%, measured
-    over windows of ``warmup_check_every`` iterations (one host sync per window)."""
-    both = torch.tensor([float(warm_err.item()), float(warm.window["n"])], dtype=torch.float64)
-    both = both.to(tr.device)
-    err, n = tr.dist.all_reduce_sum(both).tolist()
-    if warm.end_window(int(err), int(n)):
-        tr.progress.log(
-            f"warm-up done at iteration {tr.state.iteration}: training error below "
-            f"{warm.until_err}%, lr back to {tr.schedule.lr(tr.state.iteration)}"
-        )
-    warm_err.zero_()
 
 
 def report(tr: Trainer) -> dict:
@@ -317,12 +297,10 @@ def report(tr: Trainer) -> dict:
         row["skipped_images"] = getattr(tr.data, "skipped", 0)
     if tr.cfg.run.nan_policy == "skip-batch":
         row["skipped_batches"] = st.meters.skipped
-    if isinstance(getattr(tr.schedule, "inner", tr.schedule), Plateau):
-        held_out = row["val_err"] if "val_err" in row else row["test_err"]
-        if tr.schedule.observe(held_out):
-            tr.progress.log(
-                f"held-out error plateaued at {held_out:.2f}%: lr /10 from iteration {st.iteration}"
-            )
+    held_out = row["val_err"] if "val_err" in row else row.get("test_err")
+    note = tr.schedule.observe_eval(held_out, st.iteration) if held_out is not None else None
+    if note:
+        tr.progress.log(note)
     if tr.log is not None:
         tr.log.write(row)
     tr.progress.log(format_row(row, tr.total))
