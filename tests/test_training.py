@@ -451,3 +451,22 @@ def test_cli_train_and_eval_json(tiny_data, tmp_path, capsys):
     assert cli_main(["train", "--model", "resnet21", "--data-dir", str(tiny_data)]) == 2
     assert "6n+2" in capsys.readouterr().err
     assert cli_main(["eval", str(tmp_path / "nope")]) == 2
+
+
+def test_a_recipe_added_here_trains_with_its_numbers(tiny_data, tmp_path, monkeypatch):
+    """A recipe is one registry entry (reslearn.recipes): --recipe NAME resolves the run's
+    batch, length, schedule, loader and evaluation batch from it, and the config keeps them."""
+    from reslearn.recipes import RECIPES, Recipe
+
+    short = Recipe("cifar-short", 32, 4, "step", "device", 50, photos=False, about="a test's")
+    monkeypatch.setitem(RECIPES, short.name, short)
+    out = tmp_path / "short"
+    argv = ["train", "--model", "cifar_resnet8", "--data-dir", str(tiny_data), "--no-download",
+            "--recipe", "cifar-short", "--out", str(out), "--progress", "none", "--no-tensorboard",
+            "--device", "cpu", "--schedule", "milestones"]  # fmt: skip
+    assert cli_main(argv) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["optim"]["recipe"] == "cifar-short" and cfg["optim"]["batch_size"] == 32
+    assert cfg["optim"]["iterations"] == 4 and cfg["data"]["loader"] == "device"
+    assert cfg["run"]["eval_batch_size"] == 50
+    assert [r["iteration"] for r in read_metrics(out)][-1] == 4

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from .models import ModelSpec, complexity, create_model, get_model_spec
+from .models.complexity import layer_macs
 from .speed import SpeedSettings, select_device
 from .train.config import OptimConfig
 from .train.optim import TrainStep, make_optimizer
@@ -157,14 +158,6 @@ def _layer_calls(model: nn.Module, x: torch.Tensor) -> Counter:
     return Counter({(layer_of[k], *k[1:]): n for k, n in calls.items()})
 
 
-def _macs(layer: nn.Module, out: torch.Tensor) -> int:
-    """Multiply-adds of one forward call of a convolution or linear layer."""
-    if isinstance(layer, nn.Conv2d):
-        kh, kw = layer.kernel_size
-        return out.numel() * (layer.in_channels // layer.groups) * kh * kw
-    return out.numel() * layer.in_features
-
-
 def _layer_fns(calls: Counter, speed: SpeedSettings, device: torch.device):
     """One (train, infer, calls, train mult-adds, forward mult-adds) per distinct layer call:
     copies of the layer in the mode's precision and memory format, fed a random input of
@@ -175,13 +168,12 @@ def _layer_fns(calls: Counter, speed: SpeedSettings, device: torch.device):
     for (mod, shape, needs_grad), n in calls.items():
         layer = copy.deepcopy(mod).to(device=device, dtype=dtype)
         x = torch.randn(shape, device=device, dtype=dtype)
-        if x.dim() == 4 and speed.channels_last:
-            layer = layer.to(memory_format=torch.channels_last)
-            x = x.contiguous(memory_format=torch.channels_last)
+        if x.dim() == 4:  # the mode's layout; the precision is the mode's already
+            layer, x = speed.prepare_model(layer), x.contiguous(memory_format=speed.memory_format)
         x.requires_grad_(needs_grad)
         with torch.no_grad():
             out = layer(x)
-        grad, macs = torch.randn_like(out), _macs(layer, out)
+        grad, macs = torch.randn_like(out), layer_macs(layer, out)
         params = list(layer.parameters())
 
         def train(layer=layer, x=x, grad=grad, params=params):

@@ -22,6 +22,7 @@ from torch import nn
 
 from .files import atomic_torch_save
 from .models import get_model_spec
+from .models.zoo import IMAGENET_LAYERS
 from .rundir import LAST, PREV
 
 CHECKPOINT_FORMAT = "reslearn-checkpoint"
@@ -335,11 +336,5 @@ def torchvision_arch(state: dict) -> str | None:
     blocks per stage and block kind, or None."""
     blocks = [len({k.split(".")[1] for k in state if k.startswith(f"layer{i}.")}) for i in range(1, 5)]
     bottleneck = any(k.endswith("conv3.weight") for k in state)
-    known = {
-        ((2, 2, 2, 2), False): "resnet18",
-        ((3, 4, 6, 3), False): "resnet34",
-        ((3, 4, 6, 3), True): "resnet50",
-        ((3, 4, 23, 3), True): "resnet101",
-        ((3, 8, 36, 3), True): "resnet152",
-    }
+    known = {(layers, kind == "bottleneck"): f"resnet{d}" for d, (kind, layers) in IMAGENET_LAYERS.items()}
     return known.get((tuple(blocks), bottleneck))

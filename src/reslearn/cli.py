@@ -253,9 +253,12 @@ def _add_eval(sub) -> None:
     )
     s.add_argument("--class-index", default=None, metavar="FILE", help="ImageNet: index wnid name TSV")
     _add_device(s)
-    s.add_argument(
-        "--batch-size", type=int, default=None, help="default 1000 (CIFAR), at most 250 (ImageNet)"
+    from .recipes import RECIPES
+
+    rule = ", ".join(
+        f"{r.name}: {'at most ' if r.photos else ''}{r.eval_batch_size}" for r in RECIPES.values()
     )
+    s.add_argument("--batch-size", type=int, default=None, help=f"default: the recipe's ({rule})")
     s.add_argument("--workers", type=int, default=0, help="ImageNet decode workers; 0 = one per core")
     s.add_argument("--json", action="store_true", help="one JSON object on stdout")
     s.add_argument(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from .files import atomic_write_text, cache_dir
 
@@ -235,10 +236,19 @@ class SpeedSettings:
             return contextlib.nullcontext()
         return torch.autocast(device.type, dtype=self.amp_dtype)
 
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """The one place the layout is chosen: nets and inputs both take it from here."""
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        """The net in the memory format (in place, as ``Module.to``)."""
+        return model.to(memory_format=self.memory_format) if self.channels_last else model
+
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype != self.dtype and x.is_floating_point():
             x = x.to(self.dtype)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        return x.contiguous(memory_format=self.memory_format) if self.channels_last else x
 
     def for_evaluation(self) -> SpeedSettings:
         """Reported errors are measured in fp32 (bf16 only speeds up training steps)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from ..recipes import get_recipe
 from .augment import center_view
 from .base import DataSet, TrainData, list_fingerprint
 from .cifar import CIFAR10_ARCHIVE, CIFAR10_CLASSES, CIFAR100_ARCHIVE, CifarArchive, load_cifar
@@ -131,7 +132,7 @@ def _imagenet_train(d, *, recipe: str, eval_batch_size: int, **common) -> TrainD
     """The paper's ImageNet pipeline; a CIFAR-recipe run on the same folders streams them
     with the CIFAR augmentation (val/ as its test split)."""
     common.update(normalize=d.normalize, augment=d.augment, workers=d.workers)
-    if recipe != "imagenet":
+    if not get_recipe(recipe).photos:
         return StreamData(d.data_dir, eval_batch_size=eval_batch_size, val_split=d.val_split, **common)
     kind = ImageNetData
     if d.loader == "dali":
@@ -204,7 +205,7 @@ def _folder_decide(d) -> dict:
 def _folder_train(d, *, recipe: str, eval_batch_size: int, **common) -> TrainData:
     root = Path(d.data_dir).expanduser()
     splits = folder_splits(root, d.val_split, d.holdout)
-    if recipe == "imagenet":
+    if get_recipe(recipe).photos:
         return ImageNetData(
             root,
             image_size=d.image_size,
@@ -248,7 +249,7 @@ def _folder_eval(
     if list(splits.classes) != list(classes):
         raise ValueError(f"the classes of {str(root)!r} {list(splits.classes)[:5]}... are not the net's")
     size = options["image_size"]
-    if recipe != "imagenet":
+    if not get_recipe(recipe).photos:
         if view.name != "single":
             raise ValueError(
                 f"--views {view.name}: a net trained on small images is tested on the single view"
@@ -288,7 +289,7 @@ FOLDER = DataSet(
     train_data=_folder_train,
     eval_split=_folder_eval,
     inference_view=lambda x, size, recipe: (
-        resize_to(x, size) if recipe != "imagenet" else center_view(x, size)[0]
+        center_view(x, size)[0] if get_recipe(recipe).photos else resize_to(x, size)
     ),
     where="DIR/train/<class>/<images> and optionally DIR/val/<class>/<images>",
     decide=_folder_decide,

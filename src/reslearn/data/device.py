@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ..distributed import DistInfo
+from ..recipes import RECIPES
 from .augment import Normalizer, crop_flip, fit_normalizer, random_crop_flip_params
 from .base import Batch, TrainDataBase, epoch_permutation, holdout_split, rank_block
 from .cifar import CifarArrays
@@ -54,7 +55,7 @@ class DeviceData(TrainDataBase):
         val_split: int = 0,
         normalize: str = "pixel",
         augment: bool = True,
-        eval_batch_size: int = 1000,
+        eval_batch_size: int = RECIPES["cifar"].eval_batch_size,
         dist: DistInfo = DistInfo(),
         test_name: str = "test",
     ) -> None:

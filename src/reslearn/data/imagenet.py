@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from ..distributed import DistInfo
 from ..files import atomic_torch_save, cache_dir
+from ..recipes import RECIPES
 from .augment import (
     TORCHVISION_MEAN,
     TORCHVISION_STD,
@@ -225,7 +226,7 @@ class ImageNetData(TrainDataBase):
         normalize: str = "pixel",
         augment: bool = True,
         lighting: float = 0.1,
-        eval_batch_size: int = 250,
+        eval_batch_size: int = RECIPES["imagenet"].eval_batch_size,
         workers: int = 0,
         skip_bad_images: bool = False,
         mean_sample: int = 500,

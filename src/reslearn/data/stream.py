@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..distributed import DistInfo
+from ..recipes import RECIPES
 from .augment import Normalizer, fit_normalizer
 from .base import Batch, TrainDataBase, epoch_permutation, holdout_split, make_loader, rank_block
 from .device import global_crop_flip
@@ -84,7 +85,7 @@ class StreamData(TrainDataBase):
         val_split: int = 0,
         normalize: str = "pixel",
         augment: bool = True,
-        eval_batch_size: int = 1000,
+        eval_batch_size: int = RECIPES["cifar"].eval_batch_size,
         workers: int = 0,
         mean_sample: int = 10_000,
         dist: DistInfo = DistInfo(),

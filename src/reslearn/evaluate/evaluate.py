@@ -9,20 +9,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..distributed import DistInfo
+from ..recipes import get_recipe
 from ..speed import SpeedSettings
 from .views import ViewFn, single_view
 
-# Images per evaluation batch, by recipe: CIFAR's 32x32 test set in 10 batches; ImageNet's
-# 224x224 views, decoded by workers, at most 250 (memory), whatever was asked.
-EVAL_BATCH_SIZE = {"cifar": 1000, "imagenet": 250}
-
 
 def eval_batch_size(recipe: str, asked: int | None) -> int:
-    """The one evaluation batch rule (training's evaluations and ``reslearn eval``)."""
-    default = EVAL_BATCH_SIZE[recipe]
+    """The one evaluation batch rule (training's evaluations and ``reslearn eval``): the
+    recipe's (CIFAR's 32x32 test set in 10 batches), and for photos at most that (224x224
+    views decoded by workers: memory), whatever was asked."""
+    r = get_recipe(recipe)
     if asked is None:
-        return default
-    return min(asked, default) if recipe == "imagenet" else asked
+        return r.eval_batch_size
+    return min(asked, r.eval_batch_size) if r.photos else asked
 
 
 def _scores(model, views, preprocess, speed, device, forward) -> tuple[torch.Tensor, bool]:

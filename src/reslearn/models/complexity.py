@@ -25,6 +25,15 @@ class StageComplexity(NamedTuple):
     macs: int
 
 
+def layer_macs(layer: nn.Module, out: torch.Tensor) -> int:
+    """Multiply-adds of one forward call of a convolution or fully-connected layer that
+    gave ``out`` (the whole batch's; ``bench`` times layers with it too)."""
+    if isinstance(layer, nn.Conv2d):
+        kh, kw = layer.kernel_size
+        return out.numel() * (layer.in_channels // layer.groups) * kh * kw
+    return out.numel() * layer.in_features
+
+
 def _stage_of(name: str) -> str:
     """Map a module name to the paper's stage name (Table 1)."""
     head = name.split(".", 1)[0]
@@ -62,14 +71,8 @@ def _count(model: nn.Module, input_size: tuple[int, int]) -> tuple[dict, dict]:
     def hook(name: str):
         def fn(mod: nn.Module, inp, out: torch.Tensor) -> None:
             stage = _stage_of(name)
-            if isinstance(mod, nn.Conv2d):
-                k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
-                n = out.numel() // out.shape[0] * k  # per image
-                sizes[stage] = tuple(out.shape[-2:])
-            else:  # nn.Linear
-                n = mod.in_features * mod.out_features
-                sizes[stage] = (1, 1)
-            macs[stage] = macs.get(stage, 0) + n
+            sizes[stage] = tuple(out.shape[-2:]) if isinstance(mod, nn.Conv2d) else (1, 1)
+            macs[stage] = macs.get(stage, 0) + layer_macs(mod, out) // out.shape[0]  # one image
 
         return fn
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..recipes import RECIPES
 from .schedules import SCHEDULES
 
 
@@ -159,7 +160,7 @@ class DataConfig(_Section):
 
 @dataclass
 class OptimConfig(_Section):
-    recipe: str = choices("auto", ("auto", "cifar", "imagenet"))
+    recipe: str = choices("auto", lambda: ("auto", *RECIPES))
     """auto: the data set's (Sections 4.2, 3.4); a CIFAR net takes the cifar recipe on any data."""
     batch_size: int | None = None
     """Global mini-batch; None = the recipe's (CIFAR 128 on two GPUs of 64; ImageNet 256)."""
@@ -239,8 +240,8 @@ class RunConfig(_Section):
     """Iterations between evaluations; 0 = one epoch."""
     checkpoint_every: int = 0
     """Iterations between checkpoints (RUN_DIR/last.pt); 0 = at every evaluation."""
-    eval_batch_size: int = 1000
-    """Images per evaluation batch."""
+    eval_batch_size: int | None = None
+    """Images per evaluation batch; None = the recipe's (CIFAR 1000; ImageNet 250, also its most)."""
     channels_last: bool | None = None
     """None (auto): the device's fast default (see docs/performance.md)."""
     amp: str = choices("auto", ("auto", "bf16", "off"))
@@ -267,7 +268,8 @@ class RunConfig(_Section):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         _positive("eval_every", self.eval_every, allow_zero=True)
         _positive("checkpoint_every", self.checkpoint_every, allow_zero=True)
-        _positive("eval_batch_size", self.eval_batch_size)
+        if self.eval_batch_size is not None:
+            _positive("eval_batch_size", self.eval_batch_size)
         _positive("threads", self.threads, allow_zero=True)
         self._check_choices()
         if self.dtype == "float64" and self.amp == "bf16":

@@ -106,8 +106,7 @@ def distribute(model: nn.Module, speed: SpeedSettings, device: torch.device, dis
     the parameters as they will stay."""
     if dist.world_size == 1:
         return model
-    if speed.channels_last:
-        model.to(memory_format=torch.channels_last)
+    speed.prepare_model(model)
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 

@@ -77,8 +77,8 @@ class TrainStep:
         self.last_skipped = False
         self.speed = speed
         self.device = device
-        if speed.channels_last and not isinstance(model, nn.parallel.DistributedDataParallel):
-            model.to(memory_format=torch.channels_last)  # (a DDP model is converted before wrapping)
+        if not isinstance(model, nn.parallel.DistributedDataParallel):
+            speed.prepare_model(model)  # (a DDP model is converted before wrapping)
         if speed.compile:
             # On CUDA, "reduce-overhead" replays CUDA graphs: a ResNet-56 step is hundreds of
             # small kernels, so launch overhead, not arithmetic, bounds it at batch 128.

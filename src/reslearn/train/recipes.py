@@ -1,4 +1,4 @@
-"""The paper's two training recipes, and how an ``auto`` config is resolved against them.
+"""How an ``auto`` config is resolved against the recipes (reslearn.recipes).
 
 A config leaves recipe-dependent fields at None/"auto"; :func:`resolve` fills them from the
 recipe before anything runs, so the saved config.json always holds the numbers used.
@@ -8,24 +8,9 @@ from __future__ import annotations
 
 from ..data.datasets import detect_dataset, get_dataset
 from ..models import ModelSpec
+from ..recipes import get_recipe
 from .config import TrainConfig
 
-RECIPES: dict[str, dict] = {
-    # Section 4.2: batch 128, lr 0.1 /10 at 32k and 48k, stop at 64k.
-    "cifar": {
-        "batch_size": 128,
-        "iterations": 64_000,
-        "schedule": "milestones",
-        "loader": "device",
-    },
-    # Section 3.4: batch 256, lr 0.1 /10 when the error plateaus, up to 60e4 iterations.
-    "imagenet": {
-        "batch_size": 256,
-        "iterations": 600_000,
-        "schedule": "plateau",
-        "loader": "stream",
-    },
-}
 STEP_SCHEDULE_EPOCHS = 90  # the fixed step schedule's length (torchvision's reference)
 
 
@@ -54,7 +39,9 @@ def choose_recipe(cfg: TrainConfig, spec: ModelSpec, dataset: str, decided: dict
     if cfg.optim.recipe != "auto":
         return cfg.optim.recipe
     recipe = decided.get("recipe", get_dataset(dataset).recipe)
-    return "cifar" if recipe == "imagenet" and spec.family != "imagenet" else recipe
+    # The photo pipeline crops at the net's input size: a net made for 32x32 inputs trains
+    # with the small-image recipe instead.
+    return "cifar" if get_recipe(recipe).photos and spec.family == "cifar" else recipe
 
 
 def resolve(cfg: TrainConfig, spec: ModelSpec) -> TrainConfig:
@@ -62,12 +49,12 @@ def resolve(cfg: TrainConfig, spec: ModelSpec) -> TrainConfig:
     dataset = choose_dataset(cfg)
     decided = decision(cfg, dataset)
     name = choose_recipe(cfg, spec, dataset, decided)
-    r, o, d = RECIPES[name], cfg.optim, cfg.data
+    r, o, d = get_recipe(name), cfg.optim, cfg.data
     changes: dict = {"optim.recipe": name, "data.dataset": dataset}
     if o.batch_size is None:  # a small folder: the largest power of two its images fill
-        fits = 2 ** (decided.get("train_images", r["batch_size"]).bit_length() - 1)
-        changes["optim.batch_size"] = min(r["batch_size"], fits)
-    schedule = r["schedule"] if o.schedule == "auto" else o.schedule
+        fits = 2 ** (decided.get("train_images", r.batch_size).bit_length() - 1)
+        changes["optim.batch_size"] = min(r.batch_size, fits)
+    schedule = r.schedule if o.schedule == "auto" else o.schedule
     changes["optim.schedule"] = schedule
     if o.iterations is None and o.epochs is None:
         if "epochs" in decided:  # your own data: a run length in epochs, not the paper's
@@ -75,12 +62,14 @@ def resolve(cfg: TrainConfig, spec: ModelSpec) -> TrainConfig:
         elif schedule == "step":
             changes["optim.epochs"] = STEP_SCHEDULE_EPOCHS
         else:
-            changes["optim.iterations"] = r["iterations"]
+            changes["optim.iterations"] = r.iterations
     if d.loader == "auto":
-        changes["data.loader"] = r["loader"]
-    if name == "imagenet":
+        changes["data.loader"] = r.loader
+    if cfg.run.eval_batch_size is None:
+        changes["run.eval_batch_size"] = r.eval_batch_size
+    if r.photos:
         if changes.get("data.loader", d.loader) == "device":
-            raise ValueError("the ImageNet recipe streams its images: --loader stream (default) or dali")
+            raise ValueError(f"the {name} recipe streams its images: --loader stream (default) or dali")
         if d.image_size is None:
             changes["data.image_size"] = spec.input_size[0]
     else:
@@ -90,5 +79,5 @@ def resolve(cfg: TrainConfig, spec: ModelSpec) -> TrainConfig:
             changes["data.image_size"] = decided.get("image_size") or spec.input_size[0]
         elif get_dataset(dataset).decide is None and (d.image_size is not None or d.class_index is not None):
             bad = "image_size" if d.image_size is not None else "class_index"
-            raise ValueError(f"data.{bad} applies to the ImageNet recipe (this run uses the cifar recipe)")
+            raise ValueError(f"data.{bad} applies to the ImageNet recipe (this run uses the {name} recipe)")
     return cfg.replace(changes)
