@@ -100,17 +100,47 @@ class DataSet:
 
 
 class TrainDataBase:
-    """The base of every training data set (device, stream, ImageNet, DALI): iterations per
-    epoch, the evaluation splits, and the augmentation generator as the data's resumable
-    state. Subclasses set ``num_train``, ``batch_size``, ``generator`` and ``_eval``."""
+    """The base of every training data set (device, stream, ImageNet, DALI): the set-up
+    they share (the hold-out, the batch check, the augmentation generator, the evaluation
+    splits), iterations per epoch, the epoch's order, and the generator as the data's
+    resumable state. A subclass lists its images, then calls :meth:`set_up`."""
 
     num_train: int
     batch_size: int
     generator: torch.Generator
     _eval: dict[str, EvalSet]
 
+    @staticmethod
+    def hold_out(items, val_split: int | float, seed: int):
+        """(train, held out) of a list or a tensor of images: ``val_split`` of them (a count
+        or a fraction) held out by the seed (the paper's 45k/5k); (items, None) for none."""
+        if not val_split:
+            return items, None
+        tr, va = holdout_split(len(items), val_split, seed)
+        if isinstance(items, torch.Tensor):
+            return items[tr], items[va]
+        return [items[i] for i in tr.tolist()], [items[i] for i in va.tolist()]
+
+    def set_up(self, *, classes, source: str, format: str, num_train: int, batch_size: int,
+               seed: int, device: torch.device, dist, augment: bool) -> None:  # fmt: skip
+        """What every training set holds; a batch larger than the images is refused."""
+        if num_train < batch_size:
+            raise ValueError(f"batch_size={batch_size} exceeds the {num_train} training images")
+        self.classes, self.source, self.format = tuple(classes), source, format
+        self.num_train, self.batch_size, self.seed = num_train, batch_size, seed
+        self.device, self.dist, self.augment = device, dist, augment
+        # The augmentation's own stream: resumable (state_dict), apart from the model's RNG.
+        self.generator = torch.Generator(device=device).manual_seed(seed + 12345)
+
+    def set_eval(self, held_out: EvalSet | None, **splits: EvalSet) -> None:
+        """The evaluation splits: the held-out one first (as ``val``) when there is one."""
+        self._eval = {**({"val": held_out} if held_out is not None else {}), **splits}
+
     def steps_per_epoch(self) -> int:
         return self.num_train // self.batch_size
+
+    def epoch_indices(self, epoch: int) -> torch.Tensor:
+        return epoch_permutation(self.num_train, self.seed, epoch)
 
     def fingerprint(self) -> str | None:
         """A digest of the training list (issue 32): each image's class folder, file name and

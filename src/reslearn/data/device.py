@@ -15,7 +15,7 @@ import torch
 from ..distributed import DistInfo
 from ..recipes import RECIPES
 from .augment import Normalizer, crop_flip, fit_normalizer, random_crop_flip_params
-from .base import Batch, TrainDataBase, epoch_permutation, holdout_split, rank_block
+from .base import Batch, TrainDataBase, rank_block
 from .cifar import CifarArrays
 
 
@@ -61,33 +61,25 @@ class DeviceData(TrainDataBase):
     ) -> None:
         """``test_name``: what the arrays' second split is ("val" when it was held out of
         the user's training images)."""
-        tx, ty = arrays.train_x, arrays.train_y
-        vx = vy = None
-        if val_split:
-            tr, va = holdout_split(len(tx), val_split, seed)
-            vx, vy = tx[va], ty[va]
-            tx, ty = tx[tr], ty[tr]
-        if len(tx) < batch_size:
-            raise ValueError(f"batch_size={batch_size} exceeds the {len(tx)} training images")
-        self.classes = tuple(arrays.classes)
-        self.source, self.format = arrays.source, arrays.format
-        self.num_train, self.batch_size, self.seed = len(tx), batch_size, seed
-        self.augment, self.device, self.dist = augment, device, dist
+        (tx, vx), (ty, vy) = (
+            self.hold_out(arrays.train_x, val_split, seed),
+            self.hold_out(arrays.train_y, val_split, seed),
+        )
+        self.set_up(classes=arrays.classes, source=arrays.source, format=arrays.format,
+                    num_train=len(tx), batch_size=batch_size, seed=seed, device=device, dist=dist,
+                    augment=augment)  # fmt: skip
         self.train_x, self.train_y = tx.to(device), ty.to(device)
         self.normalizer: Normalizer = fit_normalizer(tx, normalize).to(device)  # training split only
         test = TensorEvalSet(
             test_name, arrays.test_x.to(device), arrays.test_y.to(device), eval_batch_size, dist
         )
-        self._eval = {test_name: test}
-        if vx is not None:
-            self._eval = {
-                "val": TensorEvalSet("val", vx.to(device), vy.to(device), eval_batch_size, dist),
-                **self._eval,
-            }
-        self.generator = torch.Generator(device=device).manual_seed(seed + 12345)
+        val = (
+            None if vx is None else TensorEvalSet("val", vx.to(device), vy.to(device), eval_batch_size, dist)
+        )
+        self.set_eval(val, **{test_name: test})
 
     def epoch_indices(self, epoch: int) -> torch.Tensor:
-        return epoch_permutation(self.num_train, self.seed, epoch).to(self.device)
+        return super().epoch_indices(epoch).to(self.device)
 
     def batches(self, epoch: int, start: int) -> Iterator[Batch]:
         perm, bs = self.epoch_indices(epoch), self.batch_size

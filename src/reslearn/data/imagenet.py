@@ -34,7 +34,7 @@ from .augment import (
     resize_shorter,
     scale_crop_flip,
 )
-from .base import TrainDataBase, epoch_permutation, make_loader, rank_block
+from .base import TrainDataBase, make_loader, rank_block
 from .imagefiles import DataError, class_folders, decode_rgb, labelled_files
 
 TRAIN_SCALE = (256, 480)  # shorter side range at 224x224 crops (Section 3.4)
@@ -238,26 +238,18 @@ class ImageNetData(TrainDataBase):
         root = Path(root).expanduser()
         if splits is None:
             splits = self.list_root(root, class_index)
-        self.items, val_items, self.classes, self.source = splits
-        if len(self.items) < batch_size:
-            raise ValueError(f"batch_size={batch_size} exceeds the {len(self.items)} training images")
-        self.format = "imagenet-folder"
-        self.num_train, self.batch_size, self.seed, self.device, self.dist = (
-            len(self.items),
-            batch_size,
-            seed,
-            device,
-            dist,
-        )
-        self.size, self.augment, self.lighting, self.skip_bad = image_size, augment, lighting, skip_bad_images
+        self.items, val_items, classes, source = splits
+        self.set_up(classes=classes, source=source, format="imagenet-folder", num_train=len(self.items),
+                    batch_size=batch_size, seed=seed, device=device, dist=dist, augment=augment)  # fmt: skip
+        self.size, self.lighting, self.skip_bad = image_size, lighting, skip_bad_images
         self.scale = tuple(round(s * image_size / 224) for s in TRAIN_SCALE)
         self.workers = workers or (os.cpu_count() or 1)
         self.skipped = 0  # unreadable training images skipped so far (this session)
         self.normalizer = self._normalizer(normalize, mean_sample).to(device)
-        val = ImageFolderEvalSet("val", val_items, image_size, eval_batch_size, self.workers, device, dist)
-        self._eval = {"val": val}
+        self.set_eval(
+            ImageFolderEvalSet("val", val_items, image_size, eval_batch_size, self.workers, device, dist)
+        )
         self.val_items = val_items
-        self.generator = torch.Generator(device=device).manual_seed(seed + 12345)
 
     @staticmethod
     def list_root(root: Path, class_index: str | None):
@@ -316,9 +308,6 @@ class ImageNetData(TrainDataBase):
         except OSError:
             pass
         return mean
-
-    def epoch_indices(self, epoch: int) -> torch.Tensor:
-        return epoch_permutation(self.num_train, self.seed, epoch)
 
     def batches(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         perm, bs = self.epoch_indices(epoch), self.batch_size

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from ..distributed import DistInfo
 from ..recipes import RECIPES
 from .augment import Normalizer, fit_normalizer
-from .base import Batch, TrainDataBase, epoch_permutation, holdout_split, make_loader, rank_block
+from .base import Batch, TrainDataBase, make_loader, rank_block
 from .device import global_crop_flip
 from .imagefiles import DataError, class_folders, decode_rgb, labelled_files
 
@@ -97,32 +97,21 @@ class StreamData(TrainDataBase):
                 f"and {root}/test/<class>/* (or val/)"
             )
         classes = class_folders(root / "train")
-        items = labelled_files(root / "train", classes)
-        held = None
-        if val_split:
-            tr, va = holdout_split(len(items), val_split, seed)
-            held = [items[i] for i in va.tolist()]
-            items = [items[i] for i in tr.tolist()]
-        if len(items) < batch_size:
-            raise ValueError(f"batch_size={batch_size} exceeds the {len(items)} training images")
-        self.classes = tuple(classes)
-        self.source, self.format = f"imagefolder:{root}", "imagefolder"
-        self.items, self.num_train, self.batch_size, self.seed = items, len(items), batch_size, seed
-        self.augment, self.device, self.dist = augment, device, dist
+        items, held = self.hold_out(labelled_files(root / "train", classes), val_split, seed)
+        self.set_up(classes=classes, source=f"imagefolder:{root}", format="imagefolder",
+                    num_train=len(items), batch_size=batch_size, seed=seed, device=device, dist=dist,
+                    augment=augment)  # fmt: skip
+        self.items = items
         self.workers = workers or (os.cpu_count() or 1)
         self.normalizer: Normalizer = self._fit(normalize, mean_sample)
         eval_dir = next((root / s for s in EVAL_SPLITS if (root / s).is_dir()), None)
         if eval_dir is None:
             raise DataError(f"{str(root)!r} has no test/ or val/ split")
-        self._eval = {
-            "test": FileEvalSet(
-                "test", labelled_files(eval_dir, classes), eval_batch_size, self.workers, device, dist
-            )
-        }
-        if held is not None:
-            held_set = FileEvalSet("val", held, eval_batch_size, self.workers, device, dist)
-            self._eval = {"val": held_set, **self._eval}
-        self.generator = torch.Generator(device=device).manual_seed(seed + 12345)
+        test = FileEvalSet(
+            "test", labelled_files(eval_dir, classes), eval_batch_size, self.workers, device, dist
+        )
+        val = None if held is None else FileEvalSet("val", held, eval_batch_size, self.workers, device, dist)
+        self.set_eval(val, test=test)
 
     def _fit(self, normalize: str, sample: int) -> Normalizer:
         idx = range(self.num_train)
@@ -136,9 +125,6 @@ class StreamData(TrainDataBase):
             )
         ]
         return fit_normalizer(torch.cat(xs), normalize).to(self.device)
-
-    def epoch_indices(self, epoch: int) -> torch.Tensor:
-        return epoch_permutation(self.num_train, self.seed, epoch)
 
     def batches(self, epoch: int, start: int) -> Iterator[Batch]:
         perm, bs = self.epoch_indices(epoch), self.batch_size
