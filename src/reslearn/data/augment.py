@@ -186,3 +186,41 @@ def lighting_offsets(
     val = torch.tensor(IMAGENET_EIGVAL, device=device, dtype=torch.float64)
     alpha = torch.randn(n, 3, generator=generator, device=device, dtype=dtype) * std
     return ((alpha.double() * val) @ vec.T).to(dtype)
+
+
+# ---------------------------------------------------------------- the recipes' pipelines
+class SmallImagePipeline:
+    """Section 4.2's training augmentation, run on the training device: pad 4 with zero
+    (black) pixels before the mean is subtracted (as on raw images), a random crop of the
+    image's size, a random flip; the offsets are drawn for the whole global batch and each
+    process takes its share, so any number of processes sees what one would. Then the
+    normaliser. uint8 (B, 3, H, W), this process's share of ``global_batch`` -> float."""
+
+    def __init__(self, normalizer: Normalizer, generator: torch.Generator, dist, augment: bool = True):
+        self.normalizer, self.generator, self.dist, self.augment = normalizer, generator, dist, augment
+
+    def __call__(self, xb: torch.Tensor, global_batch: int) -> torch.Tensor:
+        if self.augment:
+            params = random_crop_flip_params(global_batch, 4, self.generator, xb.device)
+            xb = crop_flip(xb, *(self.dist.shard(p) for p in params), pad=4)
+        return self.normalizer(xb)
+
+
+class PhotoPipeline:
+    """Section 3.4's training augmentation, the part run on the training device (the scale,
+    crop and flip are drawn per image while decoding, reslearn.data.imagenet): AlexNet's
+    PCA lighting noise, drawn for the whole global batch (each process takes its share, as
+    the crops), then the normaliser. uint8 (B, 3, S, S) -> float."""
+
+    def __init__(
+        self, normalizer: Normalizer, generator: torch.Generator, dist, augment: bool, lighting: float
+    ):
+        self.normalizer, self.generator, self.dist = normalizer, generator, dist
+        self.lighting = lighting if augment else 0.0
+
+    def __call__(self, xb: torch.Tensor, global_batch: int) -> torch.Tensor:
+        x = xb.float() / 255.0
+        if self.lighting:
+            off = self.dist.shard(lighting_offsets(global_batch, self.lighting, self.generator, x.device))
+            x = x + off[: len(x), :, None, None]
+        return self.normalizer.normalize01(x)

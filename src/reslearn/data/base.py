@@ -132,6 +132,16 @@ class TrainDataBase:
         # The augmentation's own stream: resumable (state_dict), apart from the model's RNG.
         self.generator = torch.Generator(device=device).manual_seed(seed + 12345)
 
+    @property
+    def normalizer(self) -> Normalizer:
+        """The pipeline's: replacing it (a checkpoint's on resume, a fine-tuning source's)
+        replaces what the training batches are normalised with."""
+        return self.pipeline.normalizer
+
+    @normalizer.setter
+    def normalizer(self, value: Normalizer) -> None:
+        self.pipeline.normalizer = value
+
     def set_eval(self, held_out: EvalSet | None, **splits: EvalSet) -> None:
         """The evaluation splits: the held-out one first (as ``val``) when there is one."""
         self._eval = {**({"val": held_out} if held_out is not None else {}), **splits}

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .augment import lighting_offsets
 from .imagenet import ImageNetData
 
 
@@ -100,8 +99,4 @@ class DaliImageNetData(ImageNetData):
             imgs, labels = pipe.run()
             x = torch.from_numpy(np.array(imgs.as_cpu().as_tensor())).to(self.device)
             y = torch.from_numpy(np.array(labels.as_tensor())).reshape(-1).to(self.device)
-            x = x.float() / 255.0
-            if self.augment and self.lighting:
-                off = self.dist.shard(lighting_offsets(bs, self.lighting, self.generator, self.device))
-                x = x + off[: len(x), :, None, None]
-            yield self.normalizer.normalize01(x), y
+            yield self.pipeline(x, bs), y  # the lighting noise and normaliser, as ImageNetData

@@ -14,7 +14,7 @@ import torch
 
 from ..distributed import DistInfo
 from ..recipes import RECIPES
-from .augment import Normalizer, crop_flip, fit_normalizer, random_crop_flip_params
+from .augment import SmallImagePipeline, fit_normalizer
 from .base import Batch, TrainDataBase, rank_block
 from .cifar import CifarArrays
 
@@ -69,7 +69,8 @@ class DeviceData(TrainDataBase):
                     num_train=len(tx), batch_size=batch_size, seed=seed, device=device, dist=dist,
                     augment=augment)  # fmt: skip
         self.train_x, self.train_y = tx.to(device), ty.to(device)
-        self.normalizer: Normalizer = fit_normalizer(tx, normalize).to(device)  # training split only
+        normalizer = fit_normalizer(tx, normalize).to(device)  # training split only
+        self.pipeline = SmallImagePipeline(normalizer, self.generator, dist, augment)
         test = TensorEvalSet(
             test_name, arrays.test_x.to(device), arrays.test_y.to(device), eval_batch_size, dist
         )
@@ -89,18 +90,5 @@ class DeviceData(TrainDataBase):
 
     def preprocess_train(self, xb: torch.Tensor, global_batch: int) -> torch.Tensor:
         """(B, 3, 32, 32) uint8, this process's share of a global batch -> augmented,
-        normalised float."""
-        if self.augment:
-            xb = global_crop_flip(xb, global_batch, self.generator, self.dist)
-        return self.normalizer(xb)
-
-
-def global_crop_flip(
-    xb: torch.Tensor, global_batch: int, generator: torch.Generator, dist: DistInfo
-) -> torch.Tensor:
-    """Paper 4.2: pad 4, random 32x32 crop, random flip. Padding is with zero (black)
-    pixels, before the mean image is subtracted, as on raw images. The random offsets are
-    drawn for the whole global batch and each process takes its share, so any number of
-    processes sees the augmentation one process would."""
-    params = random_crop_flip_params(global_batch, 4, generator, xb.device)
-    return crop_flip(xb, *(dist.shard(p) for p in params), pad=4)
+        normalised float (the recipe's pipeline)."""
+        return self.pipeline(xb, global_batch)

@@ -28,9 +28,9 @@ from .augment import (
     TORCHVISION_MEAN,
     TORCHVISION_STD,
     Normalizer,
+    PhotoPipeline,
     center_crop,
     center_view,
-    lighting_offsets,
     resize_shorter,
     scale_crop_flip,
 )
@@ -245,7 +245,8 @@ class ImageNetData(TrainDataBase):
         self.scale = tuple(round(s * image_size / 224) for s in TRAIN_SCALE)
         self.workers = workers or (os.cpu_count() or 1)
         self.skipped = 0  # unreadable training images skipped so far (this session)
-        self.normalizer = self._normalizer(normalize, mean_sample).to(device)
+        normalizer = self._normalizer(normalize, mean_sample).to(device)
+        self.pipeline = PhotoPipeline(normalizer, self.generator, dist, augment, lighting)
         self.set_eval(
             ImageFolderEvalSet("val", val_items, image_size, eval_batch_size, self.workers, device, dist)
         )
@@ -319,12 +320,10 @@ class ImageNetData(TrainDataBase):
             self.skipped += skipped
             if x is None:
                 continue
-            x = x.to(self.device, non_blocking=True).float() / 255.0
-            if self.augment and self.lighting:
-                # Drawn for the global batch, each process takes its share (as the crops).
-                off = self.dist.shard(lighting_offsets(bs, self.lighting, self.generator, self.device))
-                x = x + off[: len(x), :, None, None]
-            yield self.normalizer.normalize01(x), y.to(self.device, non_blocking=True)
+            yield (
+                self.pipeline(x.to(self.device, non_blocking=True), bs),
+                y.to(self.device, non_blocking=True),
+            )
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "skipped": self.skipped}

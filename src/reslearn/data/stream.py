@@ -18,9 +18,8 @@ from torch.utils.data import Dataset
 
 from ..distributed import DistInfo
 from ..recipes import RECIPES
-from .augment import Normalizer, fit_normalizer
+from .augment import Normalizer, SmallImagePipeline, fit_normalizer
 from .base import Batch, TrainDataBase, make_loader, rank_block
-from .device import global_crop_flip
 from .imagefiles import DataError, class_folders, decode_rgb, labelled_files
 
 EVAL_SPLITS = ("test", "val")  # CIFAR trees name it test/, ImageNet trees val/
@@ -103,7 +102,7 @@ class StreamData(TrainDataBase):
                     augment=augment)  # fmt: skip
         self.items = items
         self.workers = workers or (os.cpu_count() or 1)
-        self.normalizer: Normalizer = self._fit(normalize, mean_sample)
+        self.pipeline = SmallImagePipeline(self._fit(normalize, mean_sample), self.generator, dist, augment)
         eval_dir = next((root / s for s in EVAL_SPLITS if (root / s).is_dir()), None)
         if eval_dir is None:
             raise DataError(f"{str(root)!r} has no test/ or val/ split")
@@ -132,6 +131,4 @@ class StreamData(TrainDataBase):
         plan = [self.dist.shard(perm[p * bs : (p + 1) * bs]).tolist() for p in steps]
         for xb, yb in _loader(_Files(self.items), plan, self.workers, self.device):
             xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
-            if self.augment:
-                xb = global_crop_flip(xb, bs, self.generator, self.dist)  # as DeviceData
-            yield self.normalizer(xb), yb
+            yield self.pipeline(xb, bs), yb
