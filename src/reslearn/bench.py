@@ -47,7 +47,8 @@ from .models import ModelSpec, complexity, create_model, get_model_spec
 from .models.complexity import layer_macs
 from .speed import SpeedSettings, select_device
 from .train.config import OptimConfig
-from .train.optim import TrainStep, make_optimizer
+from .train.optim import make_optimizer
+from .train.step import TrainStep
 
 DEFAULT_MODELS = ("resnet20", "resnet56", "resnet110", "resnet18", "resnet50")
 DEFAULT_REPEAT = 5

@@ -44,10 +44,11 @@ from .faults import Interrupted, RunError, StopSignals
 from .init import apply_init, check_shape, new_parameters, read_init
 from .init import describe as describe_init
 from .logging import MetricsLog, Progress, format_row, read_metrics
-from .optim import TrainStep, make_optimizer
+from .optim import make_optimizer
 from .recipes import resolve
 from .schedules import Schedule, make_schedule, schedule_state_from
 from .state import TrainState
+from .step import TrainStep
 
 __all__ = ["Trainer", "build", "is_finished", "read_metrics", "train"]
 
