@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .registry import Registry
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -26,20 +28,8 @@ class Recipe:
     about: str = ""
 
 
-RECIPES: dict[str, Recipe] = {}
-
-
-def register_recipe(recipe: Recipe) -> Recipe:
-    if recipe.name in RECIPES or recipe.name == "auto":
-        raise ValueError(f"a recipe named {recipe.name!r} is registered already")
-    RECIPES[recipe.name] = recipe
-    return recipe
-
-
-def get_recipe(name: str) -> Recipe:
-    if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; the recipes: {', '.join(RECIPES)}")
-    return RECIPES[name]
+RECIPES: Registry[Recipe] = Registry("recipe", reserved=("auto",))
+register_recipe, get_recipe = RECIPES.add, RECIPES.lookup
 
 
 register_recipe(

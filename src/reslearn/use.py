@@ -35,6 +35,7 @@ from .files import (
 )
 from .models import create_model, get_model_spec
 from .published import read_trained, trained_file
+from .registry import Registry
 
 
 @dataclass
@@ -102,14 +103,13 @@ class ExportFormat:
     what: str  # in words, for the message refusing another file
 
 
-EXPORT_FORMATS: dict[str, ExportFormat] = {}
+EXPORT_FORMATS: Registry[ExportFormat] = Registry("export format")
 
 
 def register_export_format(fmt: ExportFormat) -> ExportFormat:
     """Add a format to ``reslearn export`` (its --format choices) and to ``export()``."""
-    EXPORT_FORMATS[fmt.name] = fmt
     register_output_kind(fmt.name, fmt.what, fmt.same_kind)
-    return fmt
+    return EXPORT_FORMATS.add(fmt)
 
 
 def _torchscript_bytes(ckpt: Checkpoint, model: nn.Module, example: torch.Tensor) -> bytes:

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..recipes import get_recipe
+from ..registry import Registry
 from .augment import center_view
 from .base import DataSet, TrainData, list_fingerprint
 from .cifar import CIFAR10_ARCHIVE, CIFAR10_CLASSES, CIFAR100_ARCHIVE, CifarArchive, load_cifar
@@ -297,22 +298,10 @@ FOLDER = DataSet(
 
 
 # ---------------------------------------------------------------- the registry
-DATASETS: dict[str, DataSet] = {d.name: d for d in (CIFAR10, IMAGENET, CIFAR100, FOLDER)}
-
-
-def register_dataset(entry: DataSet, *, replace: bool = False) -> DataSet:
-    """Add a data set; ``data.dataset NAME`` then trains, evaluates and predicts with it,
-    and ``auto`` tries its ``detect`` before the built-in ones."""
-    if entry.name in DATASETS and not replace:
-        raise ValueError(f"a data set named {entry.name!r} is already registered")
-    DATASETS[entry.name] = entry
-    return entry
-
-
-def get_dataset(name: str) -> DataSet:
-    if name not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; registered: {', '.join(DATASETS)} (or auto)")
-    return DATASETS[name]
+# register_dataset(entry): ``data.dataset NAME`` then trains, evaluates and predicts with it,
+# and ``auto`` tries its ``detect`` before the built-in ones.
+DATASETS: Registry[DataSet] = Registry("data set", CIFAR10, IMAGENET, CIFAR100, FOLDER, reserved=("auto",))
+register_dataset, get_dataset = DATASETS.add, DATASETS.lookup
 
 
 def detect_dataset(data_dir: str | os.PathLike) -> DataSet:

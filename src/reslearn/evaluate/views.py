@@ -15,6 +15,7 @@ import torch
 
 from ..data.augment import center_crop, center_view
 from ..data.augment import resize_shorter_reference as resize_shorter
+from ..registry import Registry
 
 ViewFn = Callable[[torch.Tensor], list[torch.Tensor]]
 MULTISCALE_SIDES = (224, 256, 384, 480, 640)  # Table 4's shorter sides
@@ -86,17 +87,10 @@ class TestView:
 
 # The one registry of test views: `reslearn eval --views`, evaluate_checkpoint and the
 # training engine's val/ split all take their views from here.
-TEST_VIEWS: dict[str, TestView] = {
-    v.name: v
-    for v in (
-        TestView("single", center_view),  # Section 3.4: shorter side 256, centre 224 crop
-        TestView("10crop", ten_crop),  # Table 3
-        TestView("multiscale", multiscale, fully_convolutional=True, images_per_batch=1),  # Table 4
-    )
-}
-
-
-def get_test_view(name: str) -> TestView:
-    if name not in TEST_VIEWS:
-        raise ValueError(f"unknown views {name!r}; one of {', '.join(TEST_VIEWS)}")
-    return TEST_VIEWS[name]
+TEST_VIEWS: Registry[TestView] = Registry(
+    "views",
+    TestView("single", center_view),  # Section 3.4: shorter side 256, centre 224 crop
+    TestView("10crop", ten_crop),  # Table 3
+    TestView("multiscale", multiscale, fully_convolutional=True, images_per_batch=1),  # Table 4
+)
+get_test_view = TEST_VIEWS.lookup

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 from ..data.datasets import get_dataset
 from ..files import atomic_write_text
 from ..models import get_model_spec
+from ..registry import Registry
 from ..rundir import LAST, RunBusy, RunLock
 from ..speed import select_device
 from ..train import TrainConfig, is_finished
@@ -72,21 +73,8 @@ class Study:
         ]
 
 
-STUDIES: dict[str, Study] = {}
-
-
-def register_study(study: Study) -> Study:
-    """Add a study: ``reslearn reproduce NAME`` trains it from then on."""
-    if study.name in STUDIES:
-        raise ValueError(f"a study named {study.name!r} is registered already")
-    STUDIES[study.name] = study
-    return study
-
-
-def get_study(name: str) -> Study:
-    if name not in STUDIES:
-        raise ValueError(f"unknown study {name!r}; the studies: {', '.join(STUDIES)}")
-    return STUDIES[name]
+STUDIES: Registry[Study] = Registry("study")  # register_study: `reslearn reproduce NAME` trains it
+register_study, get_study = STUDIES.add, STUDIES.lookup
 
 
 PAPER_MODELS = tuple(f"{k}{d}" for k in ("plain", "resnet") for d in (20, 32, 44, 56)) + ("resnet110",)

@@ -39,13 +39,12 @@ def _positive(name: str, value: Any, allow_zero: bool = False) -> None:
         )
 
 
-def _real(name: str, value: Any, low: float = 0.0, allow_low: bool = False) -> None:
-    """A finite number above ``low`` (or equal to it with ``allow_low``): nan and inf name
-    themselves here, rather than passing a comparison and poisoning the run (issue 32)."""
+def _real(name: str, value: Any, allow_zero: bool = False) -> None:
+    """A finite number > 0 (>= 0 with ``allow_zero``): nan and inf name themselves here,
+    rather than passing a comparison and poisoning the run (issue 32)."""
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or value < low or (value == low and not allow_low):
-        bound = f"{'>=' if allow_low else '>'} {low:g}"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    if not number or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, got {value!r}")
 
 
 def _count_or_fraction(name: str, value: Any) -> int | float:
@@ -67,18 +66,36 @@ def choices(default: Any, options: tuple | Callable[[], tuple]) -> Any:
     return field(default=default, metadata={"choices": options})
 
 
+def count(default: int | None = None, zero: bool = False) -> Any:
+    """A positive integer (a non-negative one with ``zero``); None where that is the default."""
+    return field(default=default, metadata={"check": lambda n, v: _positive(n, v, allow_zero=zero)})
+
+
+def real(default: float | None, zero: bool = False) -> Any:
+    """A finite number > 0 (>= 0 with ``zero``); None where that is the default."""
+    return field(default=default, metadata={"check": lambda n, v: _real(n, v, allow_zero=zero)})
+
+
 def _options(f: dataclasses.Field) -> tuple | None:
     opts = f.metadata.get("choices")
     return tuple(opts()) if callable(opts) else opts
 
 
 class _Section:
-    """Validation shared by the sections: every ``choices`` field is checked."""
+    """Validation shared by the sections: every ``choices``, ``count`` and ``real`` field is
+    checked (a None default stays allowed), each error naming ``_label(field)``."""
 
-    def _check_choices(self) -> None:
+    @staticmethod
+    def _label(name: str) -> str:
+        return name
+
+    def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
             if "choices" in f.metadata:
-                _choice(f.name, getattr(self, f.name), _options(f))
+                _choice(self._label(f.name), value, _options(f))
+            if "check" in f.metadata and not (value is None and f.default is None):
+                f.metadata["check"](self._label(f.name), value)
 
 
 @dataclass
@@ -104,7 +121,7 @@ class ModelConfig(_Section):
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"model name must be a non-empty string, got {self.name!r}")
-        self._check_choices()
+        super().__post_init__()
         for key, on in (("freeze_to", self.freeze_to != "none"), ("init_partial", self.init_partial)):
             if on and not self.init:
                 raise ValueError(
@@ -135,13 +152,13 @@ class DataConfig(_Section):
     loader: str = choices("auto", ("auto", "device", "stream", "dali"))
     """auto: device for CIFAR, stream for ImageNet; device: the uint8 set on the device; stream:
     DataLoader workers; dali: NVIDIA DALI (CUDA, ImageNet recipe)."""
-    workers: int = 0
+    workers: int = count(0, zero=True)
     """DataLoader worker processes of the streaming loaders; 0 = one per CPU core."""
     class_index: str | None = None
     """ImageNet: a TSV of 'index wnid name' mapping folders to the standard output indices."""
-    image_size: int | None = None
+    image_size: int | None = count()
     """Training crop; None = the net's (32 CIFAR, 224 ImageNet). ImageNet scales [256, 480] with it."""
-    lighting: float = 0.1
+    lighting: float = real(0.1, zero=True)
     """ImageNet: std of AlexNet's PCA lighting noise (paper: 0.1); 0 = off."""
     skip_bad_images: bool = False
     """Count, log and skip unreadable images instead of stopping with the file's name."""
@@ -151,81 +168,59 @@ class DataConfig(_Section):
             raise ValueError(f"dataset must be a data set's name or auto, got {self.dataset!r}")
         if self.val_split is not None:
             self.val_split = _count_or_fraction("val_split", self.val_split)
-        _positive("workers", self.workers, allow_zero=True)
-        if self.image_size is not None:
-            _positive("image_size", self.image_size)
-        _real("lighting", self.lighting, allow_low=True)
-        self._check_choices()
+        super().__post_init__()
 
 
 @dataclass
 class OptimConfig(_Section):
     recipe: str = choices("auto", lambda: ("auto", *RECIPES))
     """auto: the data set's (Sections 4.2, 3.4); a CIFAR net takes the cifar recipe on any data."""
-    batch_size: int | None = None
+    batch_size: int | None = count()
     """Global mini-batch; None = the recipe's (CIFAR 128 on two GPUs of 64; ImageNet 256)."""
-    lr: float = 0.1
+    lr: float = real(0.1)
     """Base learning rate (paper: 0.1)."""
     momentum: float = 0.9
     """SGD momentum (paper: 0.9)."""
-    weight_decay: float = 1e-4
+    weight_decay: float = real(1e-4, zero=True)
     """L2 weight decay (paper: 0.0001)."""
-    norm_weight_decay: float | None = None
+    norm_weight_decay: float | None = real(None, zero=True)
     """Weight decay of BN weights/biases and of all biases; None = weight_decay, as the paper (Caffe)."""
-    head_lr: float | None = None
+    head_lr: float | None = real(None)
     """Fine-tune: the base lr of the layers --init replaced (the new classifier); None = lr."""
-    iterations: int | None = None
+    iterations: int | None = count()
     """Total iterations; None = the recipe's (CIFAR 64k; ImageNet at most 60e4)."""
-    epochs: int | None = None
+    epochs: int | None = count()
     """Alternative to iterations: this many passes over the training split."""
     schedule: str = choices("auto", lambda: ("auto", *SCHEDULES))
     """auto: the recipe's (CIFAR milestones; ImageNet plateau); step: /10 every step_epochs (90 epochs)."""
     milestones: tuple[float, ...] = (0.5, 0.75)
     """Fractions of the run at which lr is divided by 10 (paper: 32k and 48k of 64k)."""
-    plateau_patience: int = 3
+    plateau_patience: int = count(3)
     """plateau: evaluations without an improvement of the held-out error before lr /10."""
-    plateau_threshold: float = 0.1
+    plateau_threshold: float = real(0.1, zero=True)
     """plateau: an improvement is a drop of the held-out top-1 error by more than this (points)."""
-    step_epochs: int = 30
+    step_epochs: int = count(30)
     """step: epochs between divisions of lr by 10 (torchvision's reference recipe)."""
     warmup: str = choices("auto", ("auto", "on", "off"))
     """auto: lr 0.01 until training error < 80% for nets of 110+ layers, as the paper; on; off."""
-    warmup_lr: float = 0.01
+    warmup_lr: float = real(0.01)
     """Learning rate while warming up (paper: 0.01)."""
-    warmup_until_err: float = 80.0
+    warmup_until_err: float = real(80.0, zero=True)  # 0: warm up to the first drop
     """Warm-up ends once the training error (percent) falls below this."""
-    warmup_check_every: int = 20
+    warmup_check_every: int = count(20)
     """Iterations per training-error window while warming up (a host sync per window)."""
 
     def __post_init__(self) -> None:
-        self._check_choices()
-        if self.batch_size is not None:
-            _positive("batch_size", self.batch_size)
+        super().__post_init__()
         if self.iterations is not None and self.epochs is not None:
             raise ValueError(
                 f"set iterations or epochs, not both (got iterations={self.iterations}, epochs={self.epochs})"
             )
-        if self.epochs is not None:
-            _positive("epochs", self.epochs)
-        if self.iterations is not None:
-            _positive("iterations", self.iterations)
-        for k in ("lr", "warmup_lr"):
-            _real(k, getattr(self, k))
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        _real("weight_decay", self.weight_decay, allow_low=True)
-        if self.head_lr is not None:
-            _real("head_lr", self.head_lr)
-        if self.norm_weight_decay is not None:
-            _real("norm_weight_decay", self.norm_weight_decay, allow_low=True)
-        _real("warmup_until_err", self.warmup_until_err, allow_low=True)  # 0: warm up to the first drop
         self.milestones = tuple(float(m) for m in self.milestones)
         if any(not 0 < m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
             raise ValueError(f"milestones must be increasing fractions in (0, 1), got {self.milestones}")
-        _positive("warmup_check_every", self.warmup_check_every)
-        _positive("plateau_patience", self.plateau_patience)
-        _positive("step_epochs", self.step_epochs)
-        _real("plateau_threshold", self.plateau_threshold, allow_low=True)
 
 
 @dataclass
@@ -236,11 +231,11 @@ class RunConfig(_Section):
     """Seeds the init, the data order and the augmentation."""
     device: str = "auto"
     """auto (cuda when present), cpu, cuda, cuda:N."""
-    eval_every: int = 0
+    eval_every: int = count(0, zero=True)
     """Iterations between evaluations; 0 = one epoch."""
-    checkpoint_every: int = 0
+    checkpoint_every: int = count(0, zero=True)
     """Iterations between checkpoints (RUN_DIR/last.pt); 0 = at every evaluation."""
-    eval_batch_size: int | None = None
+    eval_batch_size: int | None = count()
     """Images per evaluation batch; None = the recipe's (CIFAR 1000; ImageNet 250, also its most)."""
     channels_last: bool | None = None
     """None (auto): the device's fast default (see docs/performance.md)."""
@@ -258,7 +253,7 @@ class RunConfig(_Section):
     """auto: a bar on a terminal, log lines otherwise; bar; log; none."""
     tensorboard: bool = True
     """Also log to TensorBoard when it is installed."""
-    threads: int = 0
+    threads: int = count(0, zero=True)
     """CPU threads; 0 = auto: OMP_NUM_THREADS if set, else a fair share of the cores per job."""
 
     def __post_init__(self) -> None:
@@ -266,38 +261,27 @@ class RunConfig(_Section):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", str(self.device)):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-        _positive("eval_every", self.eval_every, allow_zero=True)
-        _positive("checkpoint_every", self.checkpoint_every, allow_zero=True)
-        if self.eval_batch_size is not None:
-            _positive("eval_batch_size", self.eval_batch_size)
-        _positive("threads", self.threads, allow_zero=True)
-        self._check_choices()
+        super().__post_init__()
         if self.dtype == "float64" and self.amp == "bf16":
             raise ValueError("amp 'bf16' does not go with dtype 'float64' (use amp 'off' or 'auto')")
 
 
 @dataclass
-class JobOptions:
+class JobOptions(_Section):
     """The numeric options of ``eval``, ``predict`` and ``bench``, checked
     by the same rules as a training config (one place for every range; issue 19). Each
     refusal names the flag and the value."""
 
-    batch_size: int | None = None
-    workers: int = 0
-    threads: int = 0
-    top_k: int = 5
-    repeat: int = 5
-    seconds: float = 4.0
+    batch_size: int | None = count()
+    workers: int = count(0, zero=True)
+    threads: int = count(0, zero=True)
+    top_k: int = count(5)
+    repeat: int = count(5)
+    seconds: float = real(4.0)
 
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "top_k", "repeat"):
-            if getattr(self, name) is not None:
-                _positive(_flag(name), getattr(self, name))
-        for name in ("workers", "threads"):
-            _positive(_flag(name), getattr(self, name), allow_zero=True)
-        number = isinstance(self.seconds, (int, float)) and not isinstance(self.seconds, bool)
-        if not number or not self.seconds > 0:
-            raise ValueError(f"--seconds must be a number > 0, got {self.seconds!r}")
+    @staticmethod
+    def _label(name: str) -> str:
+        return _flag(name)
 
     @classmethod
     def check(cls, namespace) -> None:

@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from ..registry import Registry
+
 
 def milestone_iterations(total: int, fractions: tuple[float, ...]) -> list[int]:
     """Paper: 32k and 48k of 64k = fractions 0.5 and 0.75 of the run."""
@@ -181,11 +183,10 @@ def _plateau(o, total: int, steps_per_epoch: int) -> Schedule:
 
 
 # OptimConfig.schedule -> a builder (optim, total iterations, iterations per epoch).
-SCHEDULES: dict[str, Callable[[Any, int, int], Schedule]] = {
-    "milestones": _milestones,
-    "step": _step,
-    "plateau": _plateau,
-}
+SCHEDULES: Registry[Callable[[Any, int, int], Schedule]] = Registry("schedule", reserved=("auto",))
+SCHEDULES.add(_milestones, "milestones")
+SCHEDULES.add(_step, "step")
+SCHEDULES.add(_plateau, "plateau")
 
 
 def make_schedule(optim, total: int, steps_per_epoch: int, warm_up: bool) -> Schedule:
