@@ -89,12 +89,20 @@ def train_flag(info) -> str:
 
 
 def _add_config_flags(s: argparse.ArgumentParser) -> dict[str, str]:
-    """One flag per config field, generated from the dataclasses (their docstrings are the
-    help, their defaults shown, never copied). Returns {dest: "section.field"}."""
+    """--config, --set and one flag per config field, generated from the dataclasses (their
+    docstrings are the help, their defaults shown, never copied). Returns {dest: "section.field"}."""
     import typing
 
     from .train.config import config_fields
 
+    s.add_argument("--config", metavar="FILE", help="a config file (a run's config.json works)")
+    s.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="set any config field, e.g. --set optim.weight_decay=5e-4 (repeatable)",
+    )
     dests = {}
     groups = {}
     for f in config_fields():
@@ -126,14 +134,6 @@ def _add_train(sub) -> None:
         description="Every field of the run's config is a flag below, or --set section.field=value, "
         "or a key of --config FILE (JSON, TOML or YAML, the layout of a run's config.json). "
         "Precedence: flags > --set > --config > defaults.",
-    )
-    s.add_argument("--config", metavar="FILE", help="a config file (a run's config.json works)")
-    s.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="SECTION.FIELD=VALUE",
-        help="set any config field, e.g. --set optim.weight_decay=5e-4 (repeatable)",
     )
     s.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run exactly")
     s.add_argument(
@@ -240,9 +240,7 @@ def _add_eval(sub) -> None:
         help="top-1/top-5 error of a checkpoint (CIFAR: test split, one 32x32 view; ImageNet: val/, "
         "single, 10crop or multiscale views)",
     )
-    s.add_argument(
-        "checkpoint", help="a checkpoint, a run directory, a .safetensors export or a published net"
-    )
+    _add_checkpoint(s)
     s.add_argument("--data-dir", default=None, help="default: the run's data directory")
     s.add_argument(
         "--views",
@@ -391,8 +389,6 @@ def _add_reproduce(sub) -> None:
     s.add_argument("--parallel", type=int, default=1, metavar="N", help="train N runs at a time")
     s.add_argument("--list", action="store_true", help="print each run's folder and state, train nothing")
     s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # --parallel's others
-    s.add_argument("--config", metavar="FILE", help="a config file under every run's")
-    s.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
     s.set_defaults(fn=_cmd_reproduce, cfg_dests=_add_config_flags(s))
 
 
@@ -491,9 +487,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 def _add_predict(sub) -> None:
     s = sub.add_parser("predict", help="top-k classes of images with a trained net")
-    s.add_argument(
-        "checkpoint", help="a checkpoint, a run directory, a .safetensors export or a published net"
-    )
+    _add_checkpoint(s)
     s.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
     from .predict import BATCH_SIZE, TOP_K
 
@@ -529,15 +523,19 @@ def _cmd_predict(a: argparse.Namespace) -> int:
 
 def _add_export(sub) -> None:
     s = sub.add_parser("export", help="a checkpoint as ONNX, TorchScript or safetensors")
-    s.add_argument(
-        "checkpoint", help="a checkpoint, a run directory, a .safetensors export or a published net"
-    )
+    _add_checkpoint(s)
     from .use import EXPORT_FORMATS
 
     s.add_argument("--format", required=True, choices=list(EXPORT_FORMATS))
     s.add_argument("--out", required=True, metavar="FILE")
     _add_overwrite(s)
     s.set_defaults(fn=_cmd_export)
+
+
+def _add_checkpoint(s) -> None:
+    s.add_argument(
+        "checkpoint", help="a checkpoint, a run directory, a .safetensors export or a published net"
+    )
 
 
 def _add_overwrite(s) -> None:

@@ -21,7 +21,18 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
 
 
-class BasicBlock(nn.Module):
+class _Block(nn.Module):
+    def add_shortcut(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """relu(F(x) + shortcut(x)), Eq. (1)/(2); a plain block: relu(F(x))."""
+        if self.residual:
+            identity = x
+            if self.downsample is not None:
+                identity = self.downsample(x)
+            out = out + identity
+        return self.relu(out)
+
+
+class BasicBlock(_Block):
     """[3x3, w; 3x3, w] (ResNet-18/34 and every CIFAR net)."""
 
     expansion = 1
@@ -49,17 +60,11 @@ class BasicBlock(nn.Module):
         return self.bn2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.residual:
-            if self.downsample is not None:
-                identity = self.downsample(x)
-            out = out + identity
-        return self.relu(out)
+        return self.add_shortcut(x, self.bn2(self.conv2(out)))
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_Block):
     """[1x1, w; 3x3, w; 1x1, 4w] (ResNet-50/101/152).
 
     The paper's (Caffe) models put the stride of a down-sampling block on the first 1x1
@@ -96,12 +101,6 @@ class Bottleneck(nn.Module):
         return self.bn3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        if self.residual:
-            if self.downsample is not None:
-                identity = self.downsample(x)
-            out = out + identity
-        return self.relu(out)
+        return self.add_shortcut(x, self.bn3(self.conv3(out)))
