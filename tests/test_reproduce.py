@@ -358,3 +358,32 @@ def test_reproduce_parallel_shares_the_runs_between_processes(tmp_path, capsys):
     assert "report:" in capsys.readouterr().out and (out / "report.md").exists()
     assert cli_main(study_argv(out, data, "cifar_plain8", "cifar", "--parallel", "0")) == 2
     assert "--parallel must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_a_signal_stops_a_study_and_says_to_rerun_the_study(tmp_path, monkeypatch, capsys):
+    """SIGTERM during a study's run: the run keeps its checkpoint and the message names the
+    study's command (not ``train --resume``), which then continues from that checkpoint."""
+    import signal
+
+    from reslearn.train import TrainStep
+
+    data = write_pickle_cifar(tmp_path / "c10", per_batch=40, test=60)
+    out = tmp_path / "study"
+    step, calls = TrainStep.__call__, {"n": 0}
+
+    def signalling_step(self, x, y):
+        res = step(self, x, y)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            signal.raise_signal(signal.SIGTERM)  # the handler runs before this returns
+        return res
+
+    monkeypatch.setattr(TrainStep, "__call__", signalling_step)
+    assert cli_main(study_argv(out, data, "cifar_resnet8")) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert "at iteration 3;" in err and "the same reslearn reproduce command continues" in err
+    assert "--resume" not in err and str(out / "cifar_resnet8-s1") in err
+    monkeypatch.setattr(TrainStep, "__call__", step)
+    assert cli_main(study_argv(out, data, "cifar_resnet8")) == 0
+    assert f"[resume] {out / 'cifar_resnet8-s1'}" in capsys.readouterr().out
+    assert [r["iteration"] for r in read_metrics(out / "cifar_resnet8-s1")] == [4, 8]

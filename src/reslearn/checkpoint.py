@@ -232,25 +232,27 @@ def _unsafe(p: Path, e: Exception) -> CheckpointError:
     )
 
 
+def _torch_load(p: Path, what: str, then: str = "", map_location="cpu") -> Any:
+    """``torch.load`` with ``weights_only=True``: a file that asks for code is refused
+    (:func:`_unsafe`), any other failure is "P is not WHAT" with torch's reason; ``then``
+    ends the message (where to look next)."""
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "global" in str(e).lower():  # a class or function the file asks to be called
+            raise _unsafe(p, e) from None
+        raise CheckpointError(f"{str(p)!r} is not {what}{then}") from None  # a damaged or foreign pickle
+    except Exception as e:  # truncated, corrupted, not a torch file
+        raise CheckpointError(f"{str(p)!r} is not {what}: {torch_says(e)}{then}") from e
+
+
 def load_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
     """Read a checkpoint safely (``weights_only=True``), checked against its digest."""
     p = resolve_checkpoint(path)
     why = _not_a_checkpoint(p)
     if why is not None:
         raise CheckpointError(f"{str(p)!r} is not a reslearn checkpoint: it {why}{_offer_previous(p)}")
-    try:
-        raw = torch.load(p, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "global" in str(e).lower():  # a class or function the file asks to be called
-            raise _unsafe(p, e) from None
-        raise CheckpointError(  # a damaged or foreign pickle
-            f"{str(p)!r} is not a readable checkpoint (truncated or corrupted?){_offer_previous(p)}"
-        ) from None
-    except Exception as e:  # truncated, corrupted, not a torch file
-        raise CheckpointError(
-            f"{str(p)!r} is not a readable checkpoint (truncated or corrupted?): "
-            f"{torch_says(e)}{_offer_previous(p)}"
-        ) from e
+    raw = _torch_load(p, "a readable checkpoint (truncated or corrupted?)", _offer_previous(p), map_location)
     if not isinstance(raw, dict):
         raise CheckpointError(f"{str(p)!r} is not a reslearn checkpoint")
     if raw.get("format") != CHECKPOINT_FORMAT:
@@ -312,16 +314,7 @@ def read_safetensors(p: Path) -> Checkpoint:
 
 def read_torchvision_weights(p: Path) -> dict[str, torch.Tensor]:
     """A torchvision ResNet state dict (.pth), read safely (tensors only)."""
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "global" in str(e).lower():
-            raise _unsafe(p, e) from None
-        raise CheckpointError(f"{str(p)!r} is not a readable (safe) torchvision weights file") from None
-    except Exception as e:
-        raise CheckpointError(
-            f"{str(p)!r} is not a readable (safe) torchvision weights file: {torch_says(e)}"
-        ) from e
+    state = _torch_load(p, "a readable (safe) torchvision weights file")
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(

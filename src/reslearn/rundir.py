@@ -54,6 +54,15 @@ def read_metrics(run_dir: str | Path, upto: int | None = None) -> list[dict]:
     return rows
 
 
+def held_out_err(row: dict) -> float | None:
+    """The held-out error a report shows for a metrics row or final.json: the test split's,
+    or the validation split's where the test was not measured (ImageNet's val/; a run with
+    --val-split before its end). The lr schedule reads the validation split first instead
+    (train.engine.report): it must never look at the test split."""
+    test = row.get("test_err")
+    return test if test is not None else row.get("val_err")
+
+
 class RunBusy(ValueError):
     """Another process holds the run folder's lock (a usage error: exit 2, one line)."""
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import paper
 from ..models import ModelSpec, create_model, get_model_spec
-from ..rundir import METRICS, read_metrics
+from ..rundir import METRICS, held_out_err, read_metrics
 
 
 @dataclass
@@ -38,10 +38,6 @@ class Run:
     @property
     def spec(self) -> ModelSpec:
         return get_model_spec(self.model)
-
-    @property
-    def depth(self) -> int:
-        return self.spec.depth
 
     @property
     def plain(self) -> bool:
@@ -123,7 +119,7 @@ def _read_run(d: Path, cfg: dict) -> Run:
     try:
         rows = read_metrics(d)
         final = _read_json(d / "final.json")
-        if final is not None and ("train_err" not in final or _held_out(final) is None):
+        if final is not None and ("train_err" not in final or held_out_err(final) is None):
             raise ValueError("final.json has no train_err and test_err (or val_err)")
         run = Run(
             d, cfg["model"]["name"], cfg["run"]["seed"], cfg, rows, final, _read_json(d / "responses.json")
@@ -167,13 +163,6 @@ def counterpart(name: str) -> str | None:
     return None
 
 
-def _held_out(row: dict) -> float | None:
-    """The held-out error of a metrics row or final.json: CIFAR's test split, or the
-    validation split where there is none (ImageNet's val/, a run with --val-split)."""
-    test = row.get("test_err")
-    return test if test is not None else row.get("val_err")
-
-
 def summarize(runs: list[Run]) -> dict[str, ModelSummary]:
     out: dict[str, ModelSummary] = {}
     for r in sorted(runs, key=lambda r: (_order(r.model), r.seed)):
@@ -183,8 +172,7 @@ def summarize(runs: list[Run]) -> dict[str, ModelSummary]:
         if r.final is not None:
             s = out[r.label]
             s.seeds.append(r.seed)
-            # The held-out error: CIFAR's test split, or ImageNet's val/ (it has no test split).
-            s.test_errs.append(_held_out(r.final))
+            s.test_errs.append(held_out_err(r.final))
             s.train_errs.append(r.final["train_err"])
     return out
 
@@ -333,8 +321,8 @@ def depth_trend(runs: list[Run]) -> DepthTrend | None:
     for r in runs:
         if r.model in (shallow, deep):
             for m in r.metrics:
-                if _held_out(m) is not None:
-                    curves.setdefault(r.model, {}).setdefault(m["iteration"], []).append(_held_out(m))
+                if held_out_err(m) is not None:
+                    curves.setdefault(r.model, {}).setdefault(m["iteration"], []).append(held_out_err(m))
                     lrs[m["iteration"]] = m.get("lr")
     seeds = {m: sum(r.model == m for r in runs) for m in (shallow, deep)}
     shared = [
@@ -379,6 +367,21 @@ def _colors(names: list[str], runs: list[Run] = ()) -> dict[str, str]:
     return {n: by_depth[get_model_spec(n).depth] for n in names}
 
 
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display is needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+
+
 def plot_training_curves(runs: list[Run], path: Path) -> list[str]:
     """Figure 6: training error (dashed) and test error (bold) vs iterations.
 
@@ -386,11 +389,7 @@ def plot_training_curves(runs: list[Run], path: Path) -> list[str]:
     them); a study of one kind gets one panel, not an empty one beside it. Returns the
     panels' titles, in order.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     colors = _colors([r.model for r in runs], runs)
     kinds = [plain for plain in (True, False) if any(r.plain == plain for r in runs)] or [False]
     fig, axes = plt.subplots(1, len(kinds), figsize=(6.5 * len(kinds), 4.8), sharey=True, squeeze=False)
@@ -415,19 +414,13 @@ def plot_training_curves(runs: list[Run], path: Path) -> list[str]:
         if seen:
             ax.legend(title="dashed: training, bold: held-out")
     axes[0].set_ylabel("error (%)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return titles
 
 
 def plot_responses(runs: list[Run], path: Path) -> None:
     """Figure 7: std of each 3x3 layer's response, in layer order (top) and sorted (bottom)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     with_resp = sorted((r for r in runs if r.responses), key=lambda r: (_order(r.model), r.seed))
     colors = _colors([r.model for r in with_resp])
     fig, axes = plt.subplots(2, 1, figsize=(10, 7.5))
@@ -448,9 +441,7 @@ def plot_responses(runs: list[Run], path: Path) -> None:
         ax.grid(alpha=0.3)
         if seen:
             ax.legend(ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def stretches(run: Run) -> list[tuple[int, int, str]]:
@@ -560,7 +551,7 @@ def _unfinished_lines(runs: list[Run]) -> list[str]:
     for r in sorted(runs, key=lambda r: (_order(r.model), r.seed)):
         if r.final is not None:
             continue
-        evals = [row for row in r.metrics if _held_out(row) is not None]
+        evals = [row for row in r.metrics if held_out_err(row) is not None]
         total = r.config["optim"].get("iterations")
         of = f" of {total:,}" if isinstance(total, int) else ""
         if not evals:
@@ -568,7 +559,7 @@ def _unfinished_lines(runs: list[Run]) -> list[str]:
             continue
         last = evals[-1]
         text = f"- {r.model} seed {r.seed}: iteration {last['iteration']:,}{of}: "
-        text += f"held-out error {_held_out(last):.2f}%"
+        text += f"held-out error {held_out_err(last):.2f}%"
         if last.get("train_err") is not None:
             text += f", training error {last['train_err']:.2f}%"
         lines.append(text + (f", lr {last['lr']:g}" if last.get("lr") is not None else ""))

@@ -30,6 +30,7 @@ from ..rundir import LAST, RunBusy, RunLock
 from ..speed import select_device
 from ..train import TrainConfig, is_finished
 from ..train.config import apply_layers
+from ..train.faults import Interrupted
 from .responses import checkpoint_responses
 
 
@@ -186,6 +187,9 @@ def run_study(
             except RunBusy:
                 log(f"[busy] {rd}: another process trains it")
                 continue
+            except Interrupted as e:  # the run's checkpoint is written; the study is what goes on
+                then = f"the same reslearn reproduce command continues the study ({rd})"
+                raise Interrupted(e.signum, e.iteration, e.run_dir, then) from None
         if study.responses:
             device = apply_layers(TrainConfig(), [dict(r.settings), *layers]).run.device
             ensure_responses(rd, device)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -410,11 +409,7 @@ def loop(tr: Trainer, stop_at: int) -> None:
         signum = tr.signals.settle()  # the same answer in every process
         if signum is not None and it < stop_at:
             save(tr)  # the current iteration, between evaluations if need be
-            raise Interrupted(
-                signum,
-                f"stopped by {signal.Signals(signum).name} at iteration {it}; "
-                f"checkpoint written: continue with reslearn train --resume {tr.run_dir}",
-            )
+            raise Interrupted(signum, it, tr.run_dir)
         if it % tr.ckpt_every == 0 or it == tr.total or it == stop_at:
             save(tr)
 

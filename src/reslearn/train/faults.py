@@ -21,9 +21,12 @@ class RunError(RuntimeError):
 class Interrupted(RunError):
     """SIGINT or SIGTERM: a checkpoint of the current iteration was written."""
 
-    def __init__(self, signum: int, message: str) -> None:
-        super().__init__(message)
-        self.signum = signum
+    def __init__(self, signum: int, iteration: int, run_dir, then: str | None = None) -> None:
+        """``then``: how to continue (default: resume the run)."""
+        self.signum, self.iteration, self.run_dir = signum, iteration, run_dir
+        then = then or f"continue with reslearn train --resume {run_dir}"
+        name = signal.Signals(signum).name
+        super().__init__(f"stopped by {name} at iteration {iteration}; checkpoint written: {then}")
 
     @property
     def exit_code(self) -> int:
