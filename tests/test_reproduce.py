@@ -387,3 +387,22 @@ def test_a_signal_stops_a_study_and_says_to_rerun_the_study(tmp_path, monkeypatc
     assert cli_main(study_argv(out, data, "cifar_resnet8")) == 0
     assert f"[resume] {out / 'cifar_resnet8-s1'}" in capsys.readouterr().out
     assert [r["iteration"] for r in read_metrics(out / "cifar_resnet8-s1")] == [4, 8]
+
+
+def test_a_run_another_process_took_meanwhile_is_left_to_it(tmp_path, monkeypatch, capsys):
+    """--parallel: a process looks at a run (no checkpoint yet: new), and by the time it
+    holds the run's lock another has trained it. That is the lock deciding, not an error:
+    the process says busy and goes on to the next run (the race, made to happen here)."""
+    from reslearn.train import launch
+
+    data = write_pickle_cifar(tmp_path / "c10", per_batch=40, test=60)
+    out = tmp_path / "study"
+    assert cli_main(study_argv(out, data, "cifar_resnet8", "cifar", "--iterations", "4")) == 0
+    (out / "cifar_resnet8-s1" / "final.json").unlink()  # as if still training: a checkpoint, no end
+    capsys.readouterr()
+    monkeypatch.setattr(launch, "auto_resume", lambda layers: (None, layers))  # the stale look: "new"
+    assert cli_main(study_argv(out, data, "cifar_resnet8,cifar_plain8", "cifar", "--iterations", "4")) == 0
+    said = [x for x in capsys.readouterr().out.splitlines() if x.startswith("[")]
+    assert said[1:] == [f"[busy] {out / 'cifar_resnet8-s1'}: another process trains it",
+                        f"[train] {out / 'cifar_plain8-s1'}"]  # fmt: skip
+    assert [r["iteration"] for r in read_metrics(out / "cifar_resnet8-s1")] == [4]  # left alone

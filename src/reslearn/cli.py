@@ -415,13 +415,12 @@ def _cmd_reproduce(a: argparse.Namespace) -> int:
             print(f"{r.name}\t{study_state(Path(out), r)}")
         return 0
 
-    def run() -> Path:
-        return run_study(study, out, layers, names, models, seeds, report=not a.worker)
+    def run(report: bool) -> Path:
+        return run_study(study, out, layers, names, models, seeds, report=report)
 
-    if a.parallel != 1 and not a.worker:
-        report = run_parallel(a.parallel, without_flag(a.argv, "--parallel"), run)
-    else:
-        report = run()
+    if a.parallel != 1 and not a.worker:  # then one more look: every run finished, the report
+        run_parallel(a.parallel, without_flag(a.argv, "--parallel"), lambda: run(False))
+    report = run(not a.worker)
     if not a.worker:
         print(f"report: {report}")
     return 0

@@ -63,6 +63,10 @@ def held_out_err(row: dict) -> float | None:
     return test if test is not None else row.get("val_err")
 
 
+class RunExists(ValueError):
+    """A new run's folder already holds a run (a usage error: exit 2, one line)."""
+
+
 class RunBusy(ValueError):
     """Another process holds the run folder's lock (a usage error: exit 2, one line)."""
 
@@ -118,7 +122,7 @@ def check_new_run(run_dir: Path, overwrite: bool) -> None:
             f"choose another --out (--overwrite replaces only a run's own files)"
         )
     if not overwrite and any((run_dir / n).exists() for n in (LAST, PREV, FINAL)):
-        raise ValueError(
+        raise RunExists(
             f"{str(run_dir)!r} already holds a run; continue it with --resume {run_dir}, "
             f"replace it with --overwrite, or choose another --out (nothing is overwritten)"
         )

@@ -26,7 +26,7 @@ from ..data.datasets import get_dataset
 from ..files import atomic_write_text
 from ..models import get_model_spec
 from ..registry import Registry
-from ..rundir import LAST, RunBusy, RunLock
+from ..rundir import LAST, RunBusy, RunExists, RunLock
 from ..speed import select_device
 from ..train import TrainConfig, is_finished
 from ..train.config import apply_layers
@@ -184,7 +184,11 @@ def run_study(
             log(f"[{'resume' if (rd / LAST).exists() else 'train'}] {rd}")
             try:
                 train_job([dict(r.settings), *layers, own[r.name]], names, auto=True)
-            except RunBusy:
+            except (RunBusy, RunExists):
+                # Another process took the run between the look above and this one's lock
+                # (it decides): it trains it, or finished it already. Anything else is real.
+                if not (RunLock.busy(rd) or (rd / LAST).exists() or is_finished(rd)):
+                    raise
                 log(f"[busy] {rd}: another process trains it")
                 continue
             except Interrupted as e:  # the run's checkpoint is written; the study is what goes on
@@ -200,11 +204,10 @@ def run_study(
     return write_report(out)
 
 
-def run_parallel(n: int, argv: list[str], run) -> Path:
+def run_parallel(n: int, argv: list[str], run) -> None:
     """``--parallel N``: N-1 more processes of this command (``--worker``: no report) work
-    through the study beside this one, each taking the next run nobody trains; this one
-    writes the report when all have stopped. Each takes its share of the cores
-    (reslearn.threads)."""
+    through the study beside this one (``run``), each taking the next run nobody trains,
+    until all have stopped. Each takes its share of the cores (reslearn.threads)."""
     if n < 1:
         raise ValueError(f"--parallel must be a positive integer, got {n}")
     cmd = [sys.executable, "-m", "reslearn", *argv, "--worker"]
@@ -213,12 +216,11 @@ def run_parallel(n: int, argv: list[str], run) -> Path:
         workers.append(subprocess.Popen(cmd, env=os.environ.copy()))
         time.sleep(3)  # stagger: each worker takes up a different run first
     try:
-        path = run()
+        run()
     finally:
         codes = [w.wait() for w in workers]
     if any(codes):
         raise ValueError(f"a worker of --parallel {n} failed (exit codes {codes}); rerun to resume")
-    return path
 
 
 def study_state(out: Path, r: StudyRun) -> str:
