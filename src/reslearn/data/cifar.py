@@ -88,7 +88,6 @@ CIFAR100_ARCHIVE = CifarArchive(
     "meta",
     True,
 )
-EXPECTED_LAYOUT = CIFAR10_ARCHIVE.layout
 
 
 @dataclass

@@ -49,7 +49,7 @@ class ResNet(nn.Module):
         num_classes: int,
         residual: bool = True,
         shortcut: str = "B",
-        variant: str = "v1",
+        variant: Variant = "v1",
         zero_init_residual: bool = False,
         init_mode: str = "fan_out",
     ) -> None:
