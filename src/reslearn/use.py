@@ -65,14 +65,13 @@ def to_uint8_tensor(img) -> torch.Tensor:
 
 
 def _view(view, x: torch.Tensor, size: int, recipe: str) -> torch.Tensor:
-    return view(x, size, recipe)
+    return view(x, size, recipe)  # positional: a registered data set names its arguments as it likes
 
 
 def input_size(config: dict) -> int:
     """The side of a net's input: its training crop, else the net's own (32 or 224)."""
-    return (config.get("data") or {}).get("image_size") or get_model_spec(config["model"]["name"]).input_size[
-        0
-    ]
+    size = (config.get("data") or {}).get("image_size")
+    return size or get_model_spec(config["model"]["name"]).input_size[0]
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Preprocess, list[str]]:
@@ -145,14 +144,13 @@ def export(path: str | Path, fmt: str, out: str | Path, overwrite: bool = False)
     an interrupted export leaves no half file, and the file gets the usual mode."""
     from .evaluate.load import build_model
 
-    if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}; one of {', '.join(EXPORT_FORMATS)}")
+    write = EXPORT_FORMATS.lookup(fmt).write
     src = trained_file(path)  # resolved (and a published file's sha256 checked) once
     out = output_file(out, kind=fmt, overwrite=overwrite, reading=[src], log=print)
     ckpt = read_trained(src)
     model = build_model(ckpt).eval()
     x = torch.zeros(1, 3, input_size(ckpt.config), input_size(ckpt.config))
-    data = EXPORT_FORMATS[fmt].write(ckpt, model, x)
+    data = write(ckpt, model, x)
     atomic_write(out, lambda f: f.write(data))
     return out
 
