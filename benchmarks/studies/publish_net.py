@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
 from reslearn.evaluate import evaluate_checkpoint
-from reslearn.files import atomic_write_text
+from reslearn.files import atomic_write, atomic_write_text
 from reslearn.published import WEIGHTS_DIR, index, sha256
 from reslearn.use import export
 
@@ -28,7 +29,14 @@ def publish(
     if len(nets) != len(index(weights_dir)) and not overwrite:
         raise ValueError(f"a net called {name!r} is already published; replace it with --overwrite")
     weights_dir.mkdir(parents=True, exist_ok=True)
-    out = export(run, "safetensors", weights_dir / f"{name}.safetensors", overwrite=overwrite)
+    out = weights_dir / f"{name}.safetensors"
+    if out.exists() and not overwrite:
+        raise ValueError(f"{str(out)!r} exists (an unlisted file); remove it or give --overwrite")
+    # reslearn's commands write nothing inside the installed package (issue 32); publishing is
+    # the one writer there: export outside it, then copy the bytes in atomically.
+    with tempfile.TemporaryDirectory() as tmp:
+        data = export(run, "safetensors", Path(tmp) / out.name).read_bytes()
+    atomic_write(out, lambda f: f.write(data))
     res = evaluate_checkpoint(run, device="cpu")
     kind, _, where = res["data"].partition(":")  # the folder's name, not this machine's path
     entry = {
