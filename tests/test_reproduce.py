@@ -153,6 +153,21 @@ def test_an_interim_report_of_unfinished_runs_shows_their_curves_and_no_unknowns
     assert "- resnet56 seed 1: iteration 300 of 300: held-out error 17.00%, training error 10.00%" in md
 
 
+def test_the_data_line_names_each_data_set_once(tmp_path):
+    """A study with finished and unfinished runs on one folder: the finished runs' source
+    (format and path) names it; the unfinished runs' folder is not listed again beside it."""
+    _fake_run(tmp_path, "resnet20", 1, [45, 25, 15], [47, 30, 19])
+    _fake_run(tmp_path, "resnet56", 1, [44, 22, 10], [46, 28, 17], finished=False)
+    md = write_report(tmp_path).read_text()
+    assert "- data: imagefolder:/data/cifar10-jpeg\n" in md
+    (tmp_path / "resnet56-s1" / "config.json").write_text(
+        json.dumps({**json.loads((tmp_path / "resnet56-s1" / "config.json").read_text()),
+                    "data": {"data_dir": "/elsewhere/cifar10"}})
+    )  # fmt: skip
+    md = write_report(tmp_path).read_text()
+    assert "- data: /elsewhere/cifar10, imagefolder:/data/cifar10-jpeg\n" in md
+
+
 def test_depth_trend_finds_where_the_deeper_net_stays_ahead(tmp_path):
     # held-out errors every 100 iterations; resnet56 crosses at 300, falls back at 400 and is
     # ahead again from 500 to the end

@@ -479,9 +479,11 @@ def _provenance(runs: list[Run]) -> list[str]:
         return ", ".join(sorted({str(v) for v in vals if v is not None})) or "unknown"
 
     finals = [r.final for r in runs if r.final]
-    sources = {f.get("data_source") for f in finals} | {
-        r.config["data"]["data_dir"] for r in runs if not r.final
-    }
+    sources = {f.get("data_source") for f in finals}
+    # An unfinished run knows only its folder (the source is recorded when it finishes): the
+    # folder is listed unless a finished run's source already names it (one data set, once).
+    dirs = {r.config["data"]["data_dir"] for r in runs if not r.final}
+    sources |= {d for d in dirs if not any(d in str(s) for s in sources)}
     lines = [
         f"- runs: {len(runs)} ({len(finals)} finished), models: "
         f"{', '.join(sorted({r.model for r in runs}, key=_order))}",
