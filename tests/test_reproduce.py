@@ -166,6 +166,12 @@ def test_the_data_line_names_each_data_set_once(tmp_path):
     )  # fmt: skip
     md = write_report(tmp_path).read_text()
     assert "- data: /elsewhere/cifar10, imagefolder:/data/cifar10-jpeg\n" in md
+    (tmp_path / "resnet56-s1" / "config.json").write_text(
+        json.dumps({**json.loads((tmp_path / "resnet56-s1" / "config.json").read_text()),
+                    "data": {"data_dir": "/data/cifar10"}})
+    )  # fmt: skip
+    md = write_report(tmp_path).read_text()  # a name that only begins the source's is another folder
+    assert "- data: /data/cifar10, imagefolder:/data/cifar10-jpeg\n" in md
 
 
 def test_depth_trend_finds_where_the_deeper_net_stays_ahead(tmp_path):

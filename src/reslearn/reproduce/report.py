@@ -482,8 +482,9 @@ def _provenance(runs: list[Run]) -> list[str]:
     sources = {f.get("data_source") for f in finals}
     # An unfinished run knows only its folder (the source is recorded when it finishes): the
     # folder is listed unless a finished run's source already names it (one data set, once).
+    named = [Path(str(s).partition(":")[2]) for s in sources]  # "FORMAT:PATH" -> PATH
     dirs = {r.config["data"]["data_dir"] for r in runs if not r.final}
-    sources |= {d for d in dirs if not any(d in str(s) for s in sources)}
+    sources |= {d for d in dirs if not any(Path(d) == p or Path(d) in p.parents for p in named)}
     lines = [
         f"- runs: {len(runs)} ({len(finals)} finished), models: "
         f"{', '.join(sorted({r.model for r in runs}, key=_order))}",
