@@ -149,3 +149,39 @@ def test_a_wrong_flag_on_a_page_would_fail():
     with pytest.raises(AssertionError, match="no rule"):
         check_command(["curl", "http://example.com"])
     assert isinstance(build_parser(), argparse.ArgumentParser)
+
+
+def results_rows(readme: str) -> list[tuple[str, list[str], list[str]]]:
+    """(what, the numbers of the "ours" cell, the pages its details cell links to) of each
+    row of the README's headline results table."""
+    section = readme[readme.index("## Results") : readme.index("## Reproduce the paper")]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("| ") or cells[0] == "what" or len(cells) < 5:
+            continue
+        links = [t.split("#")[0] for t in re.findall(r"\]\(([^)]+)\)", cells[-1])]
+        rows.append((cells[0], re.findall(r"\d+\.\d+", cells[1]), links))
+    return rows
+
+
+def stale_numbers(readme: str) -> list[str]:
+    """Each headline number that the page its row links to does not hold: the README quotes
+    its reports (one owner per fact), so a report that moved on (a study in progress) and a
+    row that did not show up here."""
+    out = []
+    for what, numbers, links in results_rows(readme):
+        texts = [(ROOT / link).read_text() for link in links]
+        out += [f"{what}: {n} is in none of {links}" for n in numbers if not any(n in t for t in texts)]
+    return out
+
+
+def test_the_readme_headline_numbers_are_those_of_the_reports_they_link():
+    readme = (ROOT / "README.md").read_text()
+    rows = results_rows(readme)
+    assert len(rows) >= 5 and all(numbers and links for _, numbers, links in rows), rows
+    assert stale_numbers(readme) == []
+    # A number the report does not hold (an old interim figure) is found:
+    at = readme.index("## Results")
+    stale = readme[:at] + readme[at:].replace(rows[0][1][0], "99.99", 1)
+    assert stale_numbers(stale), "a stale number would pass"
