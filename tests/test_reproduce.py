@@ -355,6 +355,15 @@ def test_a_study_added_here_trains_its_arms_and_compares_them(tmp_path, monkeypa
         "cifar_resnet8-paper-s1", "not", "started", "cifar_resnet8-lr2-s1", "not", "started",
         "cifar_resnet8-paper-s2", "not", "started", "cifar_resnet8-lr2-s2", "not", "started",
     ]  # fmt: skip
+    # --arms picks some of them (a cheaper question); an arm the study lacks is named.
+    assert cli_main(study_argv(out, data, "cifar_resnet8", "tiny-arms", "--list", "--arms", "lr2")) == 0
+    assert capsys.readouterr().out.split()[::3] == ["cifar_resnet8-lr2-s1", "cifar_resnet8-lr2-s2"]
+    assert cli_main(study_argv(out, data, "cifar_resnet8", "tiny-arms", "--list", "--arms", "lr3")) == 2
+    assert (
+        "--arms 'lr3' is not an arm of the tiny-arms study (its arms: paper, lr2)" in capsys.readouterr().err
+    )
+    assert cli_main(study_argv(out, data, "cifar_resnet8", "cifar", "--list", "--arms", "paper")) == 2
+    assert "not an arm of the cifar study (it has none)" in capsys.readouterr().err
     assert cli_main(study_argv(out, data, "cifar_resnet8", "tiny-arms")) == 0
     lrs = {r.dir.name: r.config["optim"]["lr"] for r in collect_runs(out)}
     assert lrs == {

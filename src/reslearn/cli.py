@@ -386,6 +386,7 @@ def _add_reproduce(sub) -> None:
     s.add_argument("study", choices=list(STUDIES), help="the study (see above)")
     s.add_argument("--models", default=None, help="comma-separated nets (default: the study's)")
     s.add_argument("--seeds", default=None, help="comma-separated seeds (default: the study's)")
+    s.add_argument("--arms", default=None, help="comma-separated arms of a study of arms (default: all)")
     s.add_argument("--parallel", type=int, default=1, metavar="N", help="train N runs at a time")
     s.add_argument("--list", action="store_true", help="print each run's folder and state, train nothing")
     s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # --parallel's others
@@ -401,7 +402,7 @@ def _cmd_reproduce(a: argparse.Namespace) -> int:
         seeds = _csv(a.seeds, int) if a.seeds else None
     except ValueError as e:
         raise ValueError(f"--seeds must be comma-separated integers, got {a.seeds!r}") from e
-    models = _csv(a.models) if a.models else None
+    models, arms = (_csv(x) if x else None for x in (a.models, a.arms))
     layers, names = train_layers(a)
     for key, flag in (("model.name", "--models"), ("run.seed", "--seeds")):
         if any(key in lay for lay in layers):
@@ -411,12 +412,12 @@ def _cmd_reproduce(a: argparse.Namespace) -> int:
         raise ValueError("reproduce needs --out DIR (the study's folder: DIR/<run>/ and DIR/report.md)")
     layers = [{k: v for k, v in lay.items() if k != "run.out"} for lay in layers]
     if a.list:
-        for r in study.runs(models, seeds):
+        for r in study.runs(models, seeds, arms):
             print(f"{r.name}\t{study_state(Path(out), r)}")
         return 0
 
     def run(report: bool) -> Path:
-        return run_study(study, out, layers, names, models, seeds, report=report)
+        return run_study(study, out, layers, names, models, seeds, report=report, arms=arms)
 
     if a.parallel != 1 and not a.worker:  # then one more look: every run finished, the report
         run_parallel(a.parallel, without_flag(a.argv, "--parallel"), lambda: run(False))

@@ -53,9 +53,10 @@ class Study:
     responses: bool = False  # Figure 7: the layer responses of every finished run
     publish: str | None = None  # zoo name of each finished seed-1 net, e.g. "{model}-cifar10"
 
-    def runs(self, models: tuple[str, ...] | None = None, seeds: tuple[int, ...] | None = None):
-        """Every run of the study (``models``/``seeds`` replace the study's own), validated
-        before any folder is made or hour spent."""
+    def runs(self, models: tuple[str, ...] | None = None, seeds: tuple[int, ...] | None = None,
+             arms: tuple[str, ...] | None = None):  # fmt: skip
+        """Every run of the study (``models``/``seeds`` replace the study's own, ``arms``
+        picks some of its arms), validated before any folder is made or hour spent."""
         family = get_model_spec(self.models[0]).family
         for m in models or self.models:
             spec = get_model_spec(m)  # an unknown name: ValueError naming it
@@ -65,12 +66,16 @@ class Study:
                     f"{m} is a {kind} net; the {self.name} study takes {family} nets "
                     f"(e.g. {','.join(self.models)})"
                 )
-        arms = self.arms or {"": {}}
+        for arm in arms or ():
+            if arm not in self.arms:
+                has = f"its arms: {', '.join(self.arms)}" if self.arms else "it has none"
+                raise ValueError(f"--arms {arm!r} is not an arm of the {self.name} study ({has})")
+        chosen = {a: extra for a, extra in self.arms.items() if not arms or a in arms} or {"": {}}
         return [
             StudyRun(f"{m}-{arm}-s{s}" if arm else f"{m}-s{s}", m, s, arm, {**self.settings, **extra})
             for m in models or self.models
             for s in seeds or self.seeds
-            for arm, extra in arms.items()
+            for arm, extra in chosen.items()
         ]
 
 
@@ -162,6 +167,7 @@ def run_study(
     seeds: tuple[int, ...] | None = None,
     report: bool = True,
     log=print,
+    arms: tuple[str, ...] | None = None,
 ) -> Path:
     """Train (or continue, or skip) every run of ``study`` in ``out`` with the command
     line's ``layers`` over the study's settings, compute the responses it needs, and write
@@ -169,7 +175,7 @@ def run_study(
     from ..train.launch import train_job
 
     out = Path(out)
-    runs = study.runs(models, seeds)
+    runs = study.runs(models, seeds, arms)
     own = {r.name: {"model.name": r.model, "run.seed": r.seed, "run.out": str(out / r.name)} for r in runs}
     for r in runs:  # every run's config valid before the first hour is spent
         apply_layers(TrainConfig(), [dict(r.settings), *layers, own[r.name]])
