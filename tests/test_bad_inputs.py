@@ -130,6 +130,9 @@ CASES = [
     ("model-init-mode", [*TR, "--init-mode", "xavier"], 2, "'xavier'", {}),
     # ---- train: numbers
     ("iterations-0", [*TR, "--iterations", "0"], 2, "0", {}),
+    ("bn-splits-0", [*TR, "--bn-splits", "0"], 2, "bn_splits must be a positive integer, got 0", {}),
+    ("bn-splits-uneven", [*TR, "--bn-splits", "3"], 2, "--bn-splits 3 does not split a process's batch of", {}),
+    ("bn-splits-with-sync-bn", [*TR, "--bn-splits", "2", "--sync-bn"], 2, "bn_splits=2 contradict", {}),
     ("iterations-negative", [*TR, "--iterations", "-5"], 2, "-5", {}),
     ("iterations-text", [*TR, "--iterations", "abc"], 2, "'abc'", {}),
     ("iterations-float", [*TR, "--iterations", "2.5"], 2, "'2.5'", {}),

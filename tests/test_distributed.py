@@ -106,10 +106,16 @@ def test_sync_bn_two_processes_of_64_match_one_process_of_128(data128, tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     r = torchrun("-m", "reslearn", "train", *common, "--out", str(tmp_path / "per-device"))
     assert r.returncode == 0, r.stderr[-2000:]
-    one, sync, per = (load_checkpoint(tmp_path / d).model for d in ("one", "sync", "per-device"))
+    # The paper's two GPUs of 64 on one process: --bn-splits 2 is the per-device run.
+    assert cli_main(["train", *common, "--bn-splits", "2", "--out", str(tmp_path / "split")]) == 0
+    one, sync, per, split = (
+        load_checkpoint(tmp_path / d).model for d in ("one", "sync", "per-device", "split")
+    )
     keys = [k for k in one if "num_batches" not in k]
     assert max((one[k] - sync[k]).abs().max().item() for k in keys) < 1e-5
     assert max((one[k] - per[k]).abs().max().item() for k in keys) > 1e-3  # BN per device differs
+    assert max((split[k] - per[k]).abs().max().item() for k in keys) < 1e-5  # running stats too
+    assert _rows(tmp_path / "split")[0]["train_err"] == _rows(tmp_path / "per-device")[0]["train_err"]
     assert _rows(tmp_path / "one")[0]["train_err"] == _rows(tmp_path / "sync")[0]["train_err"]
 
 

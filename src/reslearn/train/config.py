@@ -249,6 +249,9 @@ class RunConfig(_Section):
     """A non-finite loss: stop (keep the last good checkpoint) or skip-batch (no update; counted)."""
     sync_bn: bool = False
     """Several processes: BN statistics over the global batch; default per device, as the paper's GPUs."""
+    bn_splits: int = count(1)
+    """Training BN over each of this many equal slices of a process's batch, as that many GPUs would
+    (the paper: CIFAR's 128 on two GPUs, 64 each); 1: over the whole batch (one process: all 128)."""
     progress: str = choices("auto", ("auto", "bar", "log", "none"))
     """auto: a bar on a terminal, log lines otherwise; bar; log; none."""
     tensorboard: bool = True
@@ -262,6 +265,8 @@ class RunConfig(_Section):
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", str(self.device)):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         super().__post_init__()
+        if self.sync_bn and self.bn_splits > 1:
+            raise ValueError(f"sync_bn (BN over the global batch) and bn_splits={self.bn_splits} contradict")
         if self.dtype == "float64" and self.amp == "bf16":
             raise ValueError("amp 'bf16' does not go with dtype 'float64' (use amp 'off' or 'auto')")
 

@@ -17,6 +17,7 @@ import os
 import random
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,14 @@ from ..data.augment import Normalizer
 from ..data.base import TrainData
 from ..data.datasets import get_dataset
 from ..data.folder import legacy_options
-from ..distributed import DistInfo, convert_sync_batchnorm, init_from_env, local_device
+from ..distributed import (
+    DistInfo,
+    SplitBatchNorm2d,
+    convert_sync_batchnorm,
+    init_from_env,
+    local_device,
+    replace_batchnorm,
+)
 from ..evaluate import evaluate
 from ..evaluate.evaluate import eval_batch_size
 from ..files import atomic_write_text
@@ -185,6 +193,11 @@ def build(cfg: TrainConfig, run_dir: Path, ckpt: Checkpoint | None = None) -> Tr
             f"the global batch {cfg.optim.batch_size} does not split over {dist.world_size} processes: "
             f"choose a multiple of {dist.world_size}"
         )
+    if (cfg.optim.batch_size // dist.world_size) % cfg.run.bn_splits:
+        raise ValueError(
+            f"--bn-splits {cfg.run.bn_splits} does not split a process's batch of "
+            f"{cfg.optim.batch_size // dist.world_size} into equal slices"
+        )
     speed = agree_on_amp(SpeedSettings.from_run(cfg.run, device), dist)
     seed_everything(cfg.run.seed)
     data = make_train_data(cfg, device, dist)  # before any file is written: bad data leaves nothing
@@ -194,6 +207,8 @@ def build(cfg: TrainConfig, run_dir: Path, ckpt: Checkpoint | None = None) -> Tr
     model = model.to(device=device, dtype=speed.dtype)
     if cfg.run.sync_bn and dist.world_size > 1:
         model = convert_sync_batchnorm(model, device)
+    if cfg.run.bn_splits > 1:  # the paper's per-GPU BN on one process
+        model = replace_batchnorm(model, partial(SplitBatchNorm2d, splits=cfg.run.bn_splits), device)
     optimizer = make_optimizer(model, cfg.optim, device, new_parameters(model, init) if init else set())
     ipe = data.steps_per_epoch()
     total = cfg.optim.iterations if cfg.optim.epochs is None else cfg.optim.epochs * ipe
@@ -217,7 +232,9 @@ def build(cfg: TrainConfig, run_dir: Path, ckpt: Checkpoint | None = None) -> Tr
         data=data,
         model=model,
         optimizer=optimizer,
-        step=TrainStep(model, optimizer, speed, device, cfg.run.nan_policy == "skip-batch", dist),
+        step=TrainStep(
+            model, optimizer, speed, device, cfg.run.nan_policy == "skip-batch", dist, cfg.run.bn_splits
+        ),
         last_saved=ckpt.iteration if ckpt is not None else None,
         state=state,
         total=total,

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..distributed import DistInfo
+from ..distributed import DistInfo, rank_order
 from ..speed import SpeedSettings
 
 
@@ -23,8 +23,10 @@ class TrainStep:
         device: torch.device,
         skip_non_finite: bool = False,
         dist: DistInfo = DistInfo(),
+        bn_splits: int = 1,
     ) -> None:
-        self.skip_non_finite, self.dist = skip_non_finite, dist
+        """``bn_splits``: the model's BN is SplitBatchNorm2d in that many slices."""
+        self.skip_non_finite, self.dist, self.bn_splits = skip_non_finite, dist, bn_splits
         self.last_skipped = False
         self.speed = speed
         self.device = device
@@ -40,6 +42,9 @@ class TrainStep:
         self.optimizer = optimizer
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.bn_splits > 1:  # each BN slice holds one rank's share (loss and errors: any order)
+            order = rank_order(len(y), self.bn_splits, y.device)
+            x, y = x[order], y[order]
         x = self.speed.prepare_input(x)
         with self.speed.autocast(self.device):
             logits = self.model(x)
