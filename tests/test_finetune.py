@@ -32,8 +32,12 @@ def finetune_cfg(pets, out, source, **optim):
     return cfg.replace({"model.init": str(source), "model.freeze_to": "layer2", **optim})
 
 
-def test_finetune_loads_matching_layers_freezes_and_gives_the_head_its_lr(source, pets, tmp_path, capsys):
-    cfg = finetune_cfg(pets, tmp_path / "ft", source, **{"optim.head_lr": 0.05, "run.progress": "log"})
+@pytest.mark.parametrize("bn_splits", [1, 2])  # BN replaced by SplitBatchNorm2d stays frozen
+def test_finetune_loads_matching_layers_freezes_and_gives_the_head_its_lr(
+    source, pets, tmp_path, capsys, bn_splits
+):
+    more = {"optim.head_lr": 0.05, "run.progress": "log", "run.bn_splits": bn_splits}
+    cfg = finetune_cfg(pets, tmp_path / "ft", source, **more)
     run = train(cfg)
     log = capsys.readouterr().out
     assert "replaced (new, freshly initialised): fc.bias, fc.weight" in log

@@ -192,12 +192,16 @@ def rank_order(n: int, splits: int, device: torch.device) -> torch.Tensor:
 
 def replace_batchnorm(model: nn.Module, make, device: torch.device) -> nn.Module:
     """Every ``nn.BatchNorm2d`` of ``model`` replaced by ``make(...)`` of its settings, with
-    its parameters and running statistics (before the optimizer takes the parameters)."""
+    its parameters, running statistics, mode and frozen parameters (--freeze-to), before
+    the optimizer takes the parameters."""
     for name, child in model.named_children():
         if type(child) is nn.BatchNorm2d:
             args = (child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats)
             new = make(*args, device=device)
             new.load_state_dict(child.state_dict())
+            new.train(child.training)
+            for p, old in zip(new.parameters(), child.parameters()):
+                p.requires_grad_(old.requires_grad)
             setattr(model, name, new)
         else:
             replace_batchnorm(child, make, device)
