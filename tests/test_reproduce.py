@@ -233,6 +233,11 @@ def test_depth_trend_says_when_the_deeper_net_trails(tmp_path):
         "resnet110 against resnet20: behind at every evaluation: the curves do not cross "
         "(gap +20.00 points at 100, narrowest +5.00 at 300, +5.00 at the end, 300)"
     )
+    md = write_report(tmp_path).read_text()  # each deeper net against the shallowest; resnet110's table
+    assert "## Depth over training: each deeper ResNet against resnet20" in md
+    assert "\n- resnet56 against resnet20: ahead at 1 of 4 evaluations" in md
+    assert "\n- resnet110 against resnet20: behind at every evaluation" in md
+    assert "| 300 | 0.1 | 25.00 | 30.00 | +5.00 |" in md and "| 400 |" not in md
     shutil.rmtree(tmp_path / "resnet110-s1")
     assert depth_trend(collect_runs(tmp_path)).summary() == (
         "resnet56 against resnet20: ahead at 1 of 4 evaluations (first at 200), behind again at "

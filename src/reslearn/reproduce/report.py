@@ -310,12 +310,13 @@ class DepthTrend:
         )
 
 
-def depth_trend(runs: list[Run]) -> DepthTrend | None:
-    """The shallowest against the deepest ResNet over training (mean over seeds)."""
+def depth_trend(runs: list[Run], deep: str | None = None) -> DepthTrend | None:
+    """The shallowest ResNet against ``deep`` (default: the deepest) over training (mean
+    over seeds)."""
     resnets = sorted({r.model for r in runs if not r.plain}, key=_order)
     if len(resnets) < 2:
         return None
-    shallow, deep = resnets[0], resnets[-1]
+    shallow, deep = resnets[0], deep or resnets[-1]
     curves = {}  # model -> iteration -> [errors of each seed]
     lrs = {}
     for r in runs:
@@ -337,12 +338,15 @@ def depth_trend(runs: list[Run]) -> DepthTrend | None:
     return DepthTrend(shallow, deep, rows)
 
 
-def _trend_section(trend: DepthTrend) -> list[str]:
+def _trend_section(trends: list[DepthTrend]) -> list[str]:
+    """Each deeper ResNet against the shallowest (a line each), and the deepest's table."""
+    trend = trends[-1]
     a, b = trend.shallow, trend.deep
     md = [
-        f"## Depth over training: {b} against {a} (held-out error, mean over seeds, %)",
+        f"## Depth over training: {b if len(trends) == 1 else 'each deeper ResNet'} against {a} "
+        "(held-out error, mean over seeds, %)",
         "",
-        f"- {trend.summary()}",
+        *(f"- {t.summary()}" for t in trends),
         "",
         f"| iteration | lr | {a} | {b} | {b} - {a} |",
         "|---:|---:|---:|---:|---:|",
@@ -597,9 +601,10 @@ def write_report(out: str | Path) -> Path:
     md += ["", text["table"], ""]
     md += _table_rows(summary, text["paper_col"])
     md += _unfinished_lines(runs)
-    trend = None if any(r.arm for r in runs) else depth_trend(runs)
-    if trend is not None:
-        md += ["", *_trend_section(trend)]
+    deeper = sorted({r.model for r in runs if not r.plain}, key=_order)[1:]
+    trends = [] if any(r.arm for r in runs) else [t for d in deeper if (t := depth_trend(runs, d))]
+    if trends:
+        md += ["", *_trend_section(trends)]
     md += ["", f"## {fig_title}", "", f"![{fig_title.split(':')[0]}]({fig_name})", ""]
     if has_resp:
         md += [
