@@ -329,7 +329,7 @@ def depth_trend(runs: list[Run], deep: str | None = None) -> DepthTrend | None:
     shared = [
         it
         for it in sorted(curves.get(shallow, {}))
-        if len(curves[shallow][it]) == seeds[shallow] and len(curves[deep].get(it, [])) == seeds[deep]
+        if len(curves[shallow][it]) == seeds[shallow] and len(curves.get(deep, {}).get(it, [])) == seeds[deep]
     ]
     if not shared:
         return None
