@@ -182,12 +182,8 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
-def build(cfg: TrainConfig, run_dir: Path, ckpt: Checkpoint | None = None) -> Trainer:
-    """Everything a run needs, from its config (and checkpoint when resuming). Writes nothing."""
-    spec = get_model_spec(cfg.model.name)
-    device = select_device(cfg.run.device)
-    dist = init_from_env(device)  # under torchrun: join the process group
-    device = local_device(device)
+def check_batch_split(cfg: TrainConfig, dist: DistInfo) -> None:
+    """The global batch splits evenly over the processes, and each share over --bn-splits."""
     if cfg.optim.batch_size % dist.world_size:
         raise ValueError(
             f"the global batch {cfg.optim.batch_size} does not split over {dist.world_size} processes: "
@@ -198,6 +194,15 @@ def build(cfg: TrainConfig, run_dir: Path, ckpt: Checkpoint | None = None) -> Tr
             f"--bn-splits {cfg.run.bn_splits} does not split a process's batch of "
             f"{cfg.optim.batch_size // dist.world_size} into equal slices"
         )
+
+
+def build(cfg: TrainConfig, run_dir: Path, ckpt: Checkpoint | None = None) -> Trainer:
+    """Everything a run needs, from its config (and checkpoint when resuming). Writes nothing."""
+    spec = get_model_spec(cfg.model.name)
+    device = select_device(cfg.run.device)
+    dist = init_from_env(device)  # under torchrun: join the process group
+    device = local_device(device)
+    check_batch_split(cfg, dist)
     speed = agree_on_amp(SpeedSettings.from_run(cfg.run, device), dist)
     seed_everything(cfg.run.seed)
     data = make_train_data(cfg, device, dist)  # before any file is written: bad data leaves nothing
