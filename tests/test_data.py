@@ -132,6 +132,33 @@ def test_normalizers():
         fit_normalizer(x, "global")
 
 
+@pytest.mark.parametrize("normalize", ["pixel", "channel"])
+def test_the_pad_holds_black_or_the_mean_and_the_crops_are_the_same(normalize):
+    from reslearn.data.augment import SmallImagePipeline
+    from reslearn.distributed import DistInfo
+
+    x = torch.randint(1, 256, (64, 3, 32, 32), dtype=torch.uint8)  # no black pixel of its own
+    norm = fit_normalizer(x, normalize)
+    out = {
+        fill: SmallImagePipeline(norm, torch.Generator().manual_seed(3), DistInfo(), pad_fill=fill)(x, 64)
+        for fill in ("black", "mean")
+    }
+    # The same draws: the same pixels land in the same places, only the pad differs.
+    params = random_crop_flip_params(64, 4, torch.Generator().manual_seed(3))
+    pad = crop_flip(torch.ones_like(x), *params, 4) == 0
+    black = norm(torch.zeros_like(x))  # a black pixel, normalised where the crop puts it: -mean / std
+    assert pad.any() and torch.equal(out["black"][pad], black[pad])
+    assert not out["mean"][pad].any()  # the network's zero input: the mean
+    # Inside the image the two differ only by where the mean image lines up: with the crop
+    # (black) or with the image (mean); a per-channel mean lines up everywhere.
+    with_image = crop_flip(norm.mean.expand(64, 3, 32, 32).contiguous(), *params, 4)
+    moved = ((with_image - norm.mean) / norm.std)[~pad]
+    assert torch.allclose((out["black"] - out["mean"])[~pad], moved, atol=1e-6)
+    assert (normalize == "pixel") == bool(moved.abs().max() > 1e-3)
+    with pytest.raises(ValueError, match="'grey'"):
+        SmallImagePipeline(norm, torch.Generator(), DistInfo(), pad_fill="grey")
+
+
 def test_the_mean_image_is_the_correctly_rounded_exact_mean():
     """Exact integer sums, one rounding: the same bits on every CPU kind and thread count
     (a float32 reduction's last bit depends on the vector width)."""

@@ -153,6 +153,22 @@ def test_stream_loader_gives_the_device_loaders_run(tmp_path):
     assert all(torch.equal(weights["device"][k], weights["stream"][k]) for k in weights["device"])
 
 
+@pytest.mark.parametrize("loader", ["device", "stream"])
+def test_pad_fill_reaches_each_cifar_loaders_pipeline_and_changes_the_run(tmp_path, loader):
+    from reslearn.train.engine import make_train_data
+    from reslearn.train.recipes import resolve
+
+    root = write_imagefolder(tmp_path / "folder", per_class=12)
+    weights = {}
+    for fill in ("black", "mean"):
+        cfg = cfg_for(root, tmp_path / fill, iterations=2, batch=8, eval_every=2)
+        cfg.data.loader, cfg.data.workers, cfg.data.pad_fill = loader, 1, fill
+        data = make_train_data(resolve(cfg, get_model_spec(cfg.model.name)), torch.device("cpu"), DistInfo())
+        assert data.pipeline.pad_fill == fill
+        weights[fill] = load_checkpoint(train(cfg)).model
+    assert any(not torch.equal(weights["black"][k], weights["mean"][k]) for k in weights["black"])
+
+
 # ---------------------------------------------------------------- schedule
 @pytest.mark.parametrize(
     "name,mode,on",

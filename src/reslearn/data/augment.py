@@ -190,20 +190,31 @@ def lighting_offsets(
 
 # ---------------------------------------------------------------- the recipes' pipelines
 class SmallImagePipeline:
-    """Section 4.2's training augmentation, run on the training device: pad 4 with zero
-    (black) pixels before the mean is subtracted (as on raw images), a random crop of the
-    image's size, a random flip; the offsets are drawn for the whole global batch and each
-    process takes its share, so any number of processes sees what one would. Then the
-    normaliser. uint8 (B, 3, H, W), this process's share of ``global_batch`` -> float."""
+    """Section 4.2's training augmentation, run on the training device: pad 4, a random
+    crop of the image's size, a random flip; the offsets are drawn for the whole global
+    batch and each process takes its share, so any number of processes sees what one
+    would. ``pad_fill`` "black": zero pixels padded before the normaliser (as on raw
+    images; the mean image then lines up with the crop); "mean": the normaliser first (the
+    mean image lines up with the image) and zeros padded after it, so the pad is the mean.
+    uint8 (B, 3, H, W), this process's share of ``global_batch`` -> float."""
 
-    def __init__(self, normalizer: Normalizer, generator: torch.Generator, dist, augment: bool = True):
+    def __init__(
+        self, normalizer: Normalizer, generator: torch.Generator, dist, augment: bool = True,
+        pad_fill: str = "black",
+    ):  # fmt: skip
+        if pad_fill not in ("black", "mean"):
+            raise ValueError(f"pad_fill must be 'black' or 'mean', got {pad_fill!r}")
         self.normalizer, self.generator, self.dist, self.augment = normalizer, generator, dist, augment
+        self.pad_fill = pad_fill
 
     def __call__(self, xb: torch.Tensor, global_batch: int) -> torch.Tensor:
-        if self.augment:
-            params = random_crop_flip_params(global_batch, 4, self.generator, xb.device)
-            xb = crop_flip(xb, *(self.dist.shard(p) for p in params), pad=4)
-        return self.normalizer(xb)
+        if not self.augment:
+            return self.normalizer(xb)
+        params = random_crop_flip_params(global_batch, 4, self.generator, xb.device)
+        params = [self.dist.shard(p) for p in params]
+        if self.pad_fill == "mean":
+            return crop_flip(self.normalizer(xb), *params, pad=4)
+        return self.normalizer(crop_flip(xb, *params, pad=4))
 
 
 class PhotoPipeline:

@@ -48,7 +48,7 @@ from .stream import StreamData
 def _cifar_train(archive: CifarArchive):
     def train_data(d, *, recipe: str, **common) -> TrainData:
         """The whole uint8 set on the device (default), or streamed from an image-folder tree."""
-        common.update(val_split=d.val_split, normalize=d.normalize, augment=d.augment)
+        common.update(val_split=d.val_split, normalize=d.normalize, augment=d.augment, pad_fill=d.pad_fill)
         if d.loader == "stream":
             if not Path(d.data_dir).expanduser().is_dir():
                 raise DataError(f"data directory {d.data_dir!r} does not exist")
@@ -134,7 +134,9 @@ def _imagenet_train(d, *, recipe: str, eval_batch_size: int, **common) -> TrainD
     with the CIFAR augmentation (val/ as its test split)."""
     common.update(normalize=d.normalize, augment=d.augment, workers=d.workers)
     if not get_recipe(recipe).photos:
-        return StreamData(d.data_dir, eval_batch_size=eval_batch_size, val_split=d.val_split, **common)
+        return StreamData(
+            d.data_dir, eval_batch_size=eval_batch_size, val_split=d.val_split, pad_fill=d.pad_fill, **common
+        )
     kind = ImageNetData
     if d.loader == "dali":
         from .dali import DaliImageNetData as kind  # optional dependency (NVIDIA DALI)
@@ -224,6 +226,7 @@ def _folder_train(d, *, recipe: str, eval_batch_size: int, **common) -> TrainDat
         arrays,
         normalize=d.normalize,
         augment=d.augment,
+        pad_fill=d.pad_fill,
         eval_batch_size=eval_batch_size,
         test_name="val",
         **common,

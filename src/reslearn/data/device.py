@@ -55,12 +55,13 @@ class DeviceData(TrainDataBase):
         val_split: int = 0,
         normalize: str = "pixel",
         augment: bool = True,
+        pad_fill: str = "black",
         eval_batch_size: int = RECIPES["cifar"].eval_batch_size,
         dist: DistInfo = DistInfo(),
         test_name: str = "test",
     ) -> None:
         """``test_name``: what the arrays' second split is ("val" when it was held out of
-        the user's training images)."""
+        the user's training images); ``pad_fill``: :class:`SmallImagePipeline`'s."""
         (tx, vx), (ty, vy) = (
             self.hold_out(arrays.train_x, val_split, seed),
             self.hold_out(arrays.train_y, val_split, seed),
@@ -70,7 +71,7 @@ class DeviceData(TrainDataBase):
                     augment=augment)  # fmt: skip
         self.train_x, self.train_y = tx.to(device), ty.to(device)
         normalizer = fit_normalizer(tx, normalize).to(device)  # training split only
-        self.pipeline = SmallImagePipeline(normalizer, self.generator, dist, augment)
+        self.pipeline = SmallImagePipeline(normalizer, self.generator, dist, augment, pad_fill)
         test = TensorEvalSet(
             test_name, arrays.test_x.to(device), arrays.test_y.to(device), eval_batch_size, dist
         )

@@ -84,6 +84,7 @@ class StreamData(TrainDataBase):
         val_split: int = 0,
         normalize: str = "pixel",
         augment: bool = True,
+        pad_fill: str = "black",
         eval_batch_size: int = RECIPES["cifar"].eval_batch_size,
         workers: int = 0,
         mean_sample: int = 10_000,
@@ -102,7 +103,8 @@ class StreamData(TrainDataBase):
                     augment=augment)  # fmt: skip
         self.items = items
         self.workers = workers or (os.cpu_count() or 1)
-        self.pipeline = SmallImagePipeline(self._fit(normalize, mean_sample), self.generator, dist, augment)
+        normalizer = self._fit(normalize, mean_sample)
+        self.pipeline = SmallImagePipeline(normalizer, self.generator, dist, augment, pad_fill)
         eval_dir = next((root / s for s in EVAL_SPLITS if (root / s).is_dir()), None)
         if eval_dir is None:
             raise DataError(f"{str(root)!r} has no test/ or val/ split")

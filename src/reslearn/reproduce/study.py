@@ -142,7 +142,8 @@ for _study in (
     Study(
         "gap-16k",
         "what moves resnet20's test error at 16,000 iterations: precision, BN over 64 images (the "
-        "paper's two GPUs), 45k/5k split, BN weight decay, per-channel normalisation (issue 31)",
+        "paper's two GPUs), 45k/5k split, BN weight decay, per-channel normalisation, the pad's fill "
+        "(issue 31)",
         ("resnet20",),
         (1, 2),
         settings={"optim.iterations": 16000, "run.eval_every": 1000},
@@ -153,6 +154,7 @@ for _study in (
             "45k": {"data.val_split": 0.1},  # 5,000 of the 50,000: the paper's 45k/5k split
             "no-bn-wd": {"optim.norm_weight_decay": 0.0},
             "per-channel": {"data.normalize": "channel"},
+            "pad-mean": {"data.pad_fill": "mean"},  # the pad holds the mean (fb.resnet.torch), not black
         },
     ),
 ):

@@ -147,6 +147,10 @@ class DataConfig(_Section):
     """pixel: the paper's per-pixel mean subtraction; channel: per-channel mean/std."""
     augment: bool = True
     """The recipe's augmentation (CIFAR: pad-4 crop + flip; ImageNet: scale, crop, flip, lighting)."""
+    pad_fill: str = choices("black", ("black", "mean"))
+    """CIFAR recipe: what the 4-pixel pad holds. black: zero pixels, padded before the mean is subtracted
+    (torchvision's RandomCrop on raw images); mean: the mean, the images normalised first and then
+    padded with the network's zero input (fb.resnet.torch). The paper does not say."""
     download: bool = True
     """Download the canonical CIFAR-10 archive when the data is absent."""
     loader: str = choices("auto", ("auto", "device", "stream", "dali"))
