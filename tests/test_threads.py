@@ -74,6 +74,20 @@ def test_threads_flag_and_environment_are_respected(tmp_path, monkeypatch):
         ThreadPolicy(-1, tmp_path)
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_threads_flag_beats_an_omp_num_threads_of_1_without_a_false_cap(tmp_path):
+    # The study scripts (and torchrun) export OMP_NUM_THREADS=1: torch's default is then 1,
+    # which says nothing of the cores; `--threads 2` had been "capped at 1 core".
+    code = (
+        "import torch; from reslearn.threads import ThreadPolicy, cpu_count\n"
+        "with ThreadPolicy(2):\n    print(cpu_count(), torch.get_num_threads())"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RESLEARN_JOBS_DIR": str(tmp_path)}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == [str(len(os.sched_getaffinity(0))), "2"] and "capped" not in res.stderr
+
+
 def test_train_threads_flag_is_used_and_logged(tiny_data, tmp_path, capsys):
     from reslearn.cli import main
 

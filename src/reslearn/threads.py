@@ -44,18 +44,20 @@ RECHECK_S = 5.0  # seconds between looks at the other jobs
 
 
 # torch's own default, read before anything here changes it: the physical cores (one
-# thread per core; hyper-threads add nothing to convolutions).
-_TORCH_DEFAULT = torch.get_num_threads()
+# thread per core; hyper-threads add nothing to convolutions). Not where OMP_NUM_THREADS
+# or MKL_NUM_THREADS chose it (say 1, as the study scripts and torchrun set): then it says
+# nothing of the cores, and `--threads 2` is not "capped at 1 core".
+_TORCH_DEFAULT = None if any(os.environ.get(k) for k in ENV_THREADS) else torch.get_num_threads()
 
 
 def cpu_count() -> int:
-    """Cores a job may use: torch's default, within this process's affinity mask (which
-    containers and taskset set)."""
+    """Cores a job may use: torch's default (where the environment did not choose it),
+    within this process's affinity mask (which containers and taskset set)."""
     try:
         allowed = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         allowed = os.cpu_count() or 1
-    return max(1, min(allowed, _TORCH_DEFAULT))
+    return max(1, allowed if _TORCH_DEFAULT is None else min(allowed, _TORCH_DEFAULT))
 
 
 def jobs_dir() -> Path:
