@@ -53,8 +53,8 @@ def test_responses_capture_bn_output_before_relu_and_addition():
     assert any((c < 0).any() for c in captured)  # before the ReLU: negatives present
 
 
-def _fake_run(root, model, seed, train_errs, test_errs, responses=None, finished=True):
-    d = root / f"{model}-s{seed}"
+def _fake_run(root, model, seed, train_errs, test_errs, responses=None, finished=True, arm=""):
+    d = root / (f"{model}-{arm}-s{seed}" if arm else f"{model}-s{seed}")
     d.mkdir(parents=True)
     cfg = {
         "model": {"name": model},
@@ -151,6 +151,14 @@ def test_an_interim_report_of_unfinished_runs_shows_their_curves_and_no_unknowns
     assert "| 300 | 0.1 | 19.00 | 17.00 | -2.00 |" in md
     assert "- resnet20 seed 1: iteration 300 of 300: held-out error 19.00%" in md
     assert "- resnet56 seed 1: iteration 300 of 300: held-out error 17.00%, training error 10.00%" in md
+
+
+def test_an_interim_report_of_a_study_of_arms_names_each_unfinished_runs_arm(tmp_path):
+    _fake_run(tmp_path, "resnet56", 1, [45, 25], [47, 30], finished=False, arm="paper")
+    _fake_run(tmp_path, "resnet56", 1, [44, 22], [46, 28], finished=False, arm="bn64")
+    md = write_report(tmp_path).read_text()
+    assert "- resnet56 [bn64] seed 1: iteration 200 of 300: held-out error 28.00%" in md
+    assert "- resnet56 [paper] seed 1: iteration 200 of 300: held-out error 30.00%" in md
 
 
 def test_the_data_line_names_each_data_set_once(tmp_path):

@@ -555,17 +555,18 @@ def _unfinished_lines(runs: list[Run]) -> list[str]:
     """Where each run that is still training stands (an interim report of a study that spans
     sessions): its last evaluation, which the table above leaves out until the run finishes."""
     lines = []
-    for r in sorted(runs, key=lambda r: (_order(r.model), r.seed)):
+    for r in sorted(runs, key=lambda r: (_order(r.model), r.arm, r.seed)):
         if r.final is not None:
             continue
         evals = [row for row in r.metrics if held_out_err(row) is not None]
         total = r.config["optim"].get("iterations")
         of = f" of {total:,}" if isinstance(total, int) else ""
+        name = f"{r.model}{f' [{r.arm}]' if r.arm else ''} seed {r.seed}"  # as the table names arms
         if not evals:
-            lines.append(f"- {r.model} seed {r.seed}: not evaluated yet")
+            lines.append(f"- {name}: not evaluated yet")
             continue
         last = evals[-1]
-        text = f"- {r.model} seed {r.seed}: iteration {last['iteration']:,}{of}: "
+        text = f"- {name}: iteration {last['iteration']:,}{of}: "
         text += f"held-out error {held_out_err(last):.2f}%"
         if last.get("train_err") is not None:
             text += f", training error {last['train_err']:.2f}%"
