@@ -43,11 +43,15 @@ ENV_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 RECHECK_S = 5.0  # seconds between looks at the other jobs
 
 
+def user_set_threads() -> bool:
+    return any(os.environ.get(k) for k in ENV_THREADS)
+
+
 # torch's own default, read before anything here changes it: the physical cores (one
 # thread per core; hyper-threads add nothing to convolutions). Not where OMP_NUM_THREADS
 # or MKL_NUM_THREADS chose it (say 1, as the study scripts and torchrun set): then it says
 # nothing of the cores, and `--threads 2` is not "capped at 1 core".
-_TORCH_DEFAULT = None if any(os.environ.get(k) for k in ENV_THREADS) else torch.get_num_threads()
+_TORCH_DEFAULT = None if user_set_threads() else torch.get_num_threads()
 
 
 def cpu_count() -> int:
@@ -72,10 +76,6 @@ def job_pid(name: str) -> int | None:
     """The pid of a job file's name, or None for a name reslearn did not make."""
     rest = name.removeprefix(JOB_PREFIX)
     return int(rest) if rest != name and rest.isdigit() else None
-
-
-def user_set_threads() -> bool:
-    return any(os.environ.get(k) for k in ENV_THREADS)
 
 
 def _alive(pid: int) -> bool:
