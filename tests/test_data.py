@@ -1,6 +1,8 @@
 import hashlib
 import io
+import os
 import tarfile
+import time
 import urllib.error
 
 import numpy as np
@@ -10,7 +12,7 @@ import torch
 from reslearn.data import DataError, crop_flip, fit_normalizer, load_cifar10, random_crop_flip
 from reslearn.data import cifar as cifar_mod
 from reslearn.data.augment import random_crop_flip_params
-from reslearn.data.cifar import PICKLE_DIR, download_cifar10, find_source
+from reslearn.data.cifar import CACHE_KEEP, PICKLE_DIR, download_cifar10, find_source, source_key
 
 from .helpers import synthetic_images, write_imagefolder, write_pickle_cifar
 
@@ -52,6 +54,27 @@ def test_cache_is_used_and_invalidated(tmp_path):
     c = load_cifar10(root, download=False)
     assert np.array_equal(c.train_x[:4].numpy(), x)
     assert len(list((tmp_path / "cache").glob("cifar10-*.pt"))) == 2
+
+
+def test_cache_keeps_only_the_most_recently_used_data_sets(tmp_path):
+    cache = tmp_path / "cache"
+    roots = [write_pickle_cifar(tmp_path / f"c{i}", per_batch=2, test=2) for i in range(CACHE_KEEP + 1)]
+
+    def entry(root):
+        return cache / f"cifar10-{source_key('pickle', root / PICKLE_DIR)}.pt"
+
+    past = time.time_ns() - 10**12  # fixed ages, oldest first: no two files share an mtime
+    for i, root in enumerate(roots[:CACHE_KEEP]):
+        load_cifar10(root, download=False)
+        os.utime(entry(root), ns=(past + i * 10**9,) * 2)
+    theirs = cache / "cifar10-notes.pt"  # not a name load_cifar writes: never pruned
+    theirs.write_text("kept")
+    first = load_cifar10(roots[0], download=False)  # a hit makes the oldest entry the newest
+    assert first.train_x.shape[0] == 10
+    load_cifar10(roots[CACHE_KEEP], download=False)  # a new entry: the least recently used goes
+    kept = {p.name for p in cache.glob("cifar10-*.pt")}
+    assert kept == {theirs.name} | {entry(r).name for r in (roots[0], *roots[2:])}
+    assert not entry(roots[1]).exists()
 
 
 def test_offline_download_error_names_url_layout_and_flag(tmp_path, monkeypatch):
