@@ -354,7 +354,7 @@ def test_the_readme_zoo_table_lists_every_published_net_with_its_measured_error(
         assert rows[name][4] == f"{original:.2f}", (name, rows[name])
 
 
-def test_hub_prefers_a_net_trained_on_the_original_cifar10(tmp_path):
+def test_hub_prefers_a_net_trained_on_the_original_cifar10(tmp_path, monkeypatch, capsys):
     """pretrained=True gives the best net on the original CIFAR-10 (issue 31): one trained
     on the originals before one trained on the JPEG copy, whatever the copy's own test set
     said; among copies, the lower error on the original test set."""
@@ -367,11 +367,17 @@ def test_hub_prefers_a_net_trained_on_the_original_cifar10(tmp_path):
         {"name": "c-jpeg", "model": "resnet56", "test_err": 9.0, "test_err_original": 12.0, "data": jpeg},
         {"name": "d-jpeg", "model": "resnet56", "test_err": 11.0, "test_err_original": 10.2, "data": jpeg},
     ]  # fmt: skip
-    nets = [{**e, "file": f"{e['name']}.safetensors", "sha256": "0" * 64} for e in nets]
+    more = {"sha256": "0" * 64, "split": "test", "iteration": 64000, "bytes": 10**6}
+    nets = [{**e, "file": f"{e['name']}.safetensors", **more} for e in nets]
     (tmp_path / "index.json").write_text(json.dumps({"nets": nets}))
     assert published.for_model("resnet20", tmp_path)["name"] == "b-orig"
     assert published.for_model("resnet56", tmp_path)["name"] == "d-jpeg"
     assert published.for_model("resnet110", tmp_path) is None
+    # `reslearn zoo` lists them in that order too: the originals first, then by original-test error.
+    monkeypatch.setattr(published, "WEIGHTS_DIR", tmp_path)
+    assert cli_main(["zoo"]) == 0
+    listed = [line.split(":")[0] for line in capsys.readouterr().out.splitlines() if line[:1].isalpha()]
+    assert listed[:4] == ["b-orig", "d-jpeg", "a-jpeg", "c-jpeg"], listed
 
 
 def test_an_export_format_is_one_registry_entry(tiny_run, tmp_path, capsys):

@@ -31,7 +31,7 @@ def _cmd_list(a: argparse.Namespace) -> int:
 def _cmd_zoo(a: argparse.Namespace) -> int:
     from .published import index, rank
 
-    nets = index()
+    nets = sorted(index(), key=rank)  # best first: what pretrained=True returns leads
     if not nets:
         print("no trained nets are published yet (benchmarks/studies/publish_net.py adds a finished run)")
     for e in nets:
@@ -47,8 +47,7 @@ def _cmd_zoo(a: argparse.Namespace) -> int:
             + (f"\n  {e['note']}" if e.get("note") else "")
         )
     if nets:  # the example names the best measured net, the one a user most likely wants
-        best = min(nets, key=rank)
-        n, m = best["name"], best["model"]
+        n, m = nets[0]["name"], nets[0]["model"]
         print(
             f"\nuse one by its name: reslearn predict {n} IMAGE...; reslearn eval {n} --data-dir DIR; "
             f"reslearn train --model {m} --init {n} --data-dir DIR (fine-tune); reslearn.load({n!r})"
