@@ -13,7 +13,7 @@ include the pad.
 
 Usage: python benchmarks/studies/bn_statistics.py [NET] [--data-dir data/cifar10]
        NET: a published net's name, a run folder or a checkpoint (default resnet56-cifar10).
-About 3 minutes a pass for resnet56 on one core of (Z4).
+A pass took 2-4 minutes for resnet56 (one thread on (Z4), beside two training runs).
 """
 
 from __future__ import annotations
