@@ -82,3 +82,19 @@ def test_a_grown_study_takes_its_finished_runs_from_the_report_and_trains_only_t
     assert (tmp_path / "out" / "a-s2" / "config.json").read_text() == "mine"
     assert not (tmp_path / "out" / "a-s2" / "metrics.jsonl").exists()
     assert not (tmp_path / "out" / "a-s3").exists()  # new: nothing to restore
+
+
+def test_a_study_finished_in_parts_forgets_only_the_kept_runs_of_its_part(tmp_path):
+    """study.sh with --arms or --seeds trains part of a study: when that part is done, the
+    checkpoints kept for the other parts stay (an unfinished run of another arm was lost)."""
+    kept = tmp_path / "kept"
+    for run in ("a-paper-s1", "a-bn64-s1", "a-pad-mean-s1"):
+        (kept / run).mkdir(parents=True)
+        (kept / run / "last.pt").write_bytes(b"checkpoint")
+    (kept / "report.md").write_text("interim")
+    r = study("forget_kept kept a-paper-s1 a-bn64-s1", tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(p.name for p in kept.iterdir()) == ["a-pad-mean-s1", "report.md"]
+    assert (kept / "a-pad-mean-s1" / "last.pt").read_bytes() == b"checkpoint"
+    study("forget_kept kept a-pad-mean-s1", tmp_path)
+    assert not kept.exists()  # every kept run is done: the folder and its interim report go

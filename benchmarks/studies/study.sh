@@ -35,4 +35,4 @@ restore_runs "$out" "$docs" "${runs[@]}"  # and the finished ones, from the repo
 $PY -m reslearn reproduce "$study" --out "$out" --parallel "$WORKERS" "$@"
 publish_nets "$study" "$out"
 publish_study "$out" "$docs" "${runs[@]}"
-rm -rf "$kept"
+forget_kept "$kept" "${runs[@]}"

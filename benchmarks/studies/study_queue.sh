@@ -79,6 +79,18 @@ restore_runs() {
   return 0
 }
 
+# forget_kept KEPT RUN...: the kept copies of RUNs (finished now, their report published)
+#   go; KEPT itself, with its interim report, only when no other run is kept there: a
+#   study run in parts (`--arms paper,bn64`, `--seeds 2`) keeps the checkpoints of the
+#   other parts for later sessions.
+forget_kept() {
+  local kept=$1 run
+  shift
+  for run in "$@"; do rm -rf "${kept:?}/$run"; done
+  compgen -G "$kept/*/" >/dev/null || rm -rf "$kept"
+  return 0
+}
+
 # publish_study OUT DOCS RUN...: the report of the runs in OUT (`reslearn report`), copied
 #   with its figures and each RUN's config, metrics, result and responses (never the
 #   weights) to DOCS.
