@@ -285,7 +285,7 @@ def read_imagefolder(root: Path, workers: int | None = None) -> CifarArrays:
 # ---------------------------------------------------------------- cache
 # Decoded data sets kept, the most recently used (CIFAR-10 decodes to 185 MB). A key names a
 # source's path and file dates, so each re-unpacked or moved copy of a data set made a new
-# entry that nothing read again: 68 entries, 2.3 GB in a week of studies on one machine.
+# entry that nothing read again: 68 entries, 2.3 GB after two days of studies on one machine.
 CACHE_KEEP = 4
 _CACHE_NAME = re.compile(r"cifar10-[0-9a-f]{20}\.pt")  # only what load_cifar writes
 
