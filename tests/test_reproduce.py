@@ -282,6 +282,32 @@ def test_verdicts_say_when_the_seeds_do_not_separate_two_nets(tmp_path):
     )
 
 
+def test_arms_are_compared_over_the_seeds_both_finished(tmp_path):
+    # bn64 finished seeds 1 and 2, paper only seed 1 (seed 2 still training): the mean of
+    # bn64's two seeds against paper's one (10.73 - 10.31 = +0.42) would set one seed's luck
+    # against another's; the paired difference over seed 1 is -0.58.
+    _fake_run(tmp_path, "resnet56", 1, [40, 5], [40, 10.31], arm="paper")
+    _fake_run(tmp_path, "resnet56", 2, [40, 6], [40, 12.0], arm="paper", finished=False)
+    _fake_run(tmp_path, "resnet56", 1, [40, 5], [40, 9.73], arm="bn64")
+    _fake_run(tmp_path, "resnet56", 2, [40, 5], [40, 11.73], arm="bn64")
+    _fake_run(tmp_path, "resnet56", 3, [40, 5], [40, 9.0], arm="fp32")
+    runs = collect_runs(tmp_path)
+    assert verdicts(runs, summarize(runs)) == [
+        "resnet56 [bn64] - resnet56 [paper]: -0.58 points of held-out error (seed 1: 9.73% vs 10.31%; "
+        "seed 2 finished in one arm only, left out)",
+        "resnet56 [fp32] - resnet56 [paper]: not compared yet (no seed finished in both)",
+    ]
+    # Both seeds finished in both arms: each seed's difference and the seed range.
+    (tmp_path / "resnet56-paper-s2").rename(tmp_path / "old")
+    _fake_run(tmp_path, "resnet56", 2, [40, 6], [40, 12.01], arm="paper")
+    runs = collect_runs(tmp_path)
+    assert verdicts(runs, summarize(runs))[0] == (
+        "resnet56 [bn64] - resnet56 [paper]: -0.43 points of held-out error (mean of seeds 1, 2: "
+        "10.73% vs 11.16%; each seed: -0.58, -0.28, the same sign in every seed; test gap 0.43 "
+        "points within the seed range 2.00: these seeds do not separate them)"
+    )
+
+
 def study_argv(out, data, models="cifar_plain8,cifar_resnet8", study="cifar", *more):
     """``reslearn reproduce`` of tiny nets for 8 iterations on ``data`` (train flags apply)."""
     return ["reproduce", study, "--out", str(out), "--models", models, "--iterations", "8",

@@ -202,8 +202,10 @@ def _seed_note(a: ModelSummary, b: ModelSummary, which: str) -> str:
 
 
 def arm_verdicts(summary: dict[str, ModelSummary]) -> list[str]:
-    """A study of arms: each arm's mean held-out error against the reference arm's ("paper"
-    if there is one, else the first by name) for each net, beside the seed range."""
+    """A study of arms: each arm against the reference arm ("paper" if there is one, else
+    the first by name) for each net, over the seeds finished in both (paired: a seed gives
+    both arms the same initial weights and batches, and a seed finished in one arm only
+    would compare one seed's luck with another's), each seed's difference, the seed range."""
     lines = []
     for model in dict.fromkeys(s.model for s in summary.values()):
         arms = {s.label: s for s in summary.values() if s.model == model and s.test_errs}
@@ -211,14 +213,33 @@ def arm_verdicts(summary: dict[str, ModelSummary]) -> list[str]:
             lines.append(f"{model}: arms not compared yet (need two finished arms)")
             continue
         ref = arms.get(f"{model} [paper]") or arms[min(arms)]
-        for label, s in arms.items():
-            if s is not ref:
-                note = _seed_note(ref, s, "test")
-                lines.append(
-                    f"{label} - {ref.label}: {s.mean - ref.mean:+.2f} points of held-out error "
-                    f"({s.mean:.2f}% vs {ref.mean:.2f}%" + (f"; {note})" if note else ")")
-                )
+        lines += [_arm_line(s, ref) for s in arms.values() if s is not ref]
     return lines
+
+
+def _arm_line(arm: ModelSummary, ref: ModelSummary) -> str:
+    """``arm`` - ``ref`` over the seeds both finished."""
+    seeds = [k for k in arm.seeds if k in ref.seeds]
+    if not seeds:
+        return f"{arm.label} - {ref.label}: not compared yet (no seed finished in both)"
+    a, r = (ModelSummary(s.model, s.params, s.label) for s in (arm, ref))
+    for src, dst in ((arm, a), (ref, r)):
+        dst.seeds = seeds
+        dst.test_errs = [src.test_errs[src.seeds.index(k)] for k in seeds]
+    diffs = [x - y for x, y in zip(a.test_errs, r.test_errs)]
+    which = f"seed {seeds[0]}" if len(seeds) == 1 else f"mean of seeds {', '.join(map(str, seeds))}"
+    notes = [f"{which}: {a.mean:.2f}% vs {r.mean:.2f}%"]
+    if len(seeds) > 1:
+        same = all(d < 0 for d in diffs) or all(d > 0 for d in diffs)
+        each = ", ".join(f"{d:+.2f}" for d in diffs)
+        sign = "the same sign in every seed" if same else "the signs differ"
+        notes.append(f"each seed: {each}, {sign}")
+        notes.append(_seed_note(r, a, "test"))
+    left = sorted(set(arm.seeds) ^ set(ref.seeds))
+    if left:
+        notes.append(f"seed {', '.join(map(str, left))} finished in one arm only, left out")
+    diff = statistics.fmean(diffs)
+    return f"{arm.label} - {ref.label}: {diff:+.2f} points of held-out error ({'; '.join(notes)})"
 
 
 def verdicts(runs: list[Run], summary: dict[str, ModelSummary]) -> list[str]:
