@@ -53,13 +53,13 @@ def test_responses_capture_bn_output_before_relu_and_addition():
     assert any((c < 0).any() for c in captured)  # before the ReLU: negatives present
 
 
-def _fake_run(root, model, seed, train_errs, test_errs, responses=None, finished=True, arm=""):
+def _fake_run(root, model, seed, train_errs, test_errs, responses=None, finished=True, arm="", its=300):
     d = root / (f"{model}-{arm}-s{seed}" if arm else f"{model}-s{seed}")
     d.mkdir(parents=True)
     cfg = {
         "model": {"name": model},
         "run": {"seed": seed},
-        "optim": {"iterations": 300, "batch_size": 128},
+        "optim": {"iterations": its, "batch_size": 128},
         "data": {"data_dir": "/data/cifar10-jpeg"},
     }
     (d / "config.json").write_text(json.dumps(cfg))
@@ -124,6 +124,15 @@ def test_report_from_synthetic_runs(tmp_path):
     assert "JPEG" in md and "abc1234" in md
     assert (tmp_path / "fig6_training_curves.png").stat().st_size > 10_000
     assert (tmp_path / "fig7_layer_responses.png").stat().st_size > 10_000
+
+
+def test_a_shorter_budget_says_the_paper_column_is_the_64k_number(tmp_path):
+    short, full = tmp_path / "16k", tmp_path / "64k"
+    _fake_run(short, "resnet56", 1, [40, 5], [40, 10.31], its=16000)
+    _fake_run(full, "resnet56", 1, [40, 1], [40, 7.64], its=64000)
+    note = "The paper column is Table 6's error after 64,000 iterations; these runs train 16,000,"
+    assert note in write_report(short).read_text()
+    assert "The paper column is" not in write_report(full).read_text()
 
 
 def test_figure6_draws_a_panel_only_for_the_kinds_of_net_a_study_has(tmp_path):
