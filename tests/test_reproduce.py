@@ -198,7 +198,7 @@ def test_depth_trend_finds_where_the_deeper_net_stays_ahead(tmp_path):
     _fake_run(tmp_path, "resnet56", 1, [0] * 6, [60, 45, 29, 26, 21, 18])
     _fake_run(tmp_path, "resnet56", 2, [0] * 6, [60, 45, 29, 26, 21, 16], finished=False)
     trend = depth_trend(collect_runs(tmp_path))
-    assert (trend.shallow, trend.deep) == ("resnet20", "resnet56")
+    assert (trend.ref, trend.other) == ("resnet20", "resnet56")
     assert [r[0] for r in trend.rows] == [100, 200, 300, 400, 500, 600]
     assert trend.rows[-1][2:] == (20, 17)  # the mean over both resnet56 seeds
     assert trend.ahead_from() == 500
@@ -245,7 +245,7 @@ def test_depth_trend_says_when_the_deeper_net_trails(tmp_path):
     _fake_run(tmp_path, "resnet56", 1, [0] * 4, [60, 29, 26, 21])  # ahead once, behind at the end
     _fake_run(tmp_path, "resnet110", 1, [0] * 3, [70, 40, 30])  # the deepest: it is compared
     trend = depth_trend(collect_runs(tmp_path))
-    assert trend.deep == "resnet110" and len(trend.rows) == 3  # evaluations both nets have
+    assert trend.other == "resnet110" and len(trend.rows) == 3  # evaluations both nets have
     assert trend.summary() == (
         "resnet110 against resnet20: behind at every evaluation: the curves do not cross "
         "(gap +20.00 points at 100, narrowest +5.00 at 300, +5.00 at the end, 300)"
@@ -315,6 +315,26 @@ def test_arms_are_compared_over_the_seeds_both_finished(tmp_path):
         "10.73% vs 11.16%; each seed: -0.58, -0.28, the same sign in every seed; test gap 0.43 "
         "points within the seed range 2.00: these seeds do not separate them)"
     )
+
+
+def test_an_arms_report_follows_each_seed_against_the_reference_arms_same_seed(tmp_path):
+    # Seed 1 finished in both arms; seed 2 of bn64 is two evaluations further than paper's:
+    # the pair is compared where both have evaluated. fp32 has no seed that paper has.
+    _fake_run(tmp_path, "resnet56", 1, [0] * 4, [50, 30, 20, 10.31], arm="paper")
+    _fake_run(tmp_path, "resnet56", 1, [0] * 4, [52, 29, 19, 9.73], arm="bn64")
+    _fake_run(tmp_path, "resnet56", 2, [0] * 2, [60, 31], arm="paper", finished=False)
+    _fake_run(tmp_path, "resnet56", 2, [0] * 4, [47, 32, 21, 9.0], arm="bn64", finished=False)
+    _fake_run(tmp_path, "resnet56", 3, [0] * 2, [55, 33], arm="fp32", finished=False)
+    md = write_report(tmp_path).read_text()
+    assert "## Arms over training" in md and "## Depth over training" not in md
+    assert (
+        "- resnet56 [bn64] seed 1 ahead of resnet56 [paper] seed 1 from iteration 200 on "
+        "(gap +2.00 points at 100, -0.58 at 400)\n"
+        "- resnet56 [bn64] seed 2 against resnet56 [paper] seed 2: ahead at 1 of 2 evaluations "
+        "(first at 100), behind again at the end (gap -13.00 points at 100, narrowest -13.00 at 100, "
+        "+1.00 at the end, 200)\n"
+    ) in md
+    assert "[fp32]" not in md.split("## Arms over training")[1]  # no seed of it to pair
 
 
 def study_argv(out, data, models="cifar_plain8,cifar_resnet8", study="cifar", *more):

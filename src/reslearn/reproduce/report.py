@@ -294,16 +294,17 @@ def verdicts(runs: list[Run], summary: dict[str, ModelSummary]) -> list[str]:
 
 
 @dataclass
-class DepthTrend:
-    """Mean held-out error of a shallow and a deep ResNet at each evaluation all their runs
-    share: where the curves cross, if they do. rows: (iteration, lr, shallow %, deep %)."""
+class Trend:
+    """Mean held-out error of a reference (the shallowest ResNet, or a study's reference arm)
+    and another net at each evaluation all their runs share: where the curves cross, if they
+    do. rows: (iteration, lr, ref %, other %)."""
 
-    shallow: str
-    deep: str
+    ref: str
+    other: str
     rows: list[tuple[int, float | None, float, float]]
 
     def ahead_from(self) -> int | None:
-        """The first evaluation from which the deeper net stays ahead to the end, or None."""
+        """The first evaluation from which the other net stays ahead to the end, or None."""
         first = None
         for it, _, a, b in self.rows:
             first = (first or it) if b < a else None
@@ -315,7 +316,7 @@ class DepthTrend:
         since = self.ahead_from()
         if since is not None:
             return (
-                f"{self.deep} ahead of {self.shallow} from iteration {since} on "
+                f"{self.other} ahead of {self.ref} from iteration {since} on "
                 f"(gap {b0 - a0:+.2f} points at {it0}, {b1 - a1:+.2f} at {end})"
             )
         ahead = [it for it, _, a, b in self.rows if b < a]
@@ -327,43 +328,63 @@ class DepthTrend:
         )
         narrow = min(self.rows, key=lambda r: r[3] - r[2])
         return (
-            f"{self.deep} against {self.shallow}: {where} (gap {b0 - a0:+.2f} points at {it0}, "
+            f"{self.other} against {self.ref}: {where} (gap {b0 - a0:+.2f} points at {it0}, "
             f"narrowest {narrow[3] - narrow[2]:+.2f} at {narrow[0]}, {b1 - a1:+.2f} at the end, {end})"
         )
 
 
-def depth_trend(runs: list[Run], deep: str | None = None) -> DepthTrend | None:
+def _trend(runs: list[Run], ref: str, other: str, key) -> Trend | None:
+    """The runs whose ``key`` is ``ref`` against those whose key is ``other``, each side the
+    mean over its runs, at the evaluations every one of those runs has."""
+    curves: dict[str, dict[int, list[float]]] = {}  # key -> iteration -> [errors of each run]
+    lrs = {}
+    for r in runs:
+        if key(r) in (ref, other):
+            for m in r.metrics:
+                if (err := held_out_err(m)) is not None:
+                    curves.setdefault(key(r), {}).setdefault(m["iteration"], []).append(err)
+                    lrs[m["iteration"]] = m.get("lr")
+    n = {k: sum(key(r) == k for r in runs) for k in (ref, other)}
+    shared = [
+        it
+        for it in sorted(curves.get(ref, {}))
+        if len(curves[ref][it]) == n[ref] and len(curves.get(other, {}).get(it, [])) == n[other]
+    ]
+    if not shared:
+        return None
+    mean = statistics.fmean
+    return Trend(ref, other, [(it, lrs[it], mean(curves[ref][it]), mean(curves[other][it])) for it in shared])
+
+
+def depth_trend(runs: list[Run], deep: str | None = None) -> Trend | None:
     """The shallowest ResNet against ``deep`` (default: the deepest) over training (mean
     over seeds)."""
     resnets = sorted({r.model for r in runs if not r.plain}, key=_order)
     if len(resnets) < 2:
         return None
-    shallow, deep = resnets[0], deep or resnets[-1]
-    curves = {}  # model -> iteration -> [errors of each seed]
-    lrs = {}
-    for r in runs:
-        if r.model in (shallow, deep):
-            for m in r.metrics:
-                if held_out_err(m) is not None:
-                    curves.setdefault(r.model, {}).setdefault(m["iteration"], []).append(held_out_err(m))
-                    lrs[m["iteration"]] = m.get("lr")
-    seeds = {m: sum(r.model == m for r in runs) for m in (shallow, deep)}
-    shared = [
-        it
-        for it in sorted(curves.get(shallow, {}))
-        if len(curves[shallow][it]) == seeds[shallow] and len(curves.get(deep, {}).get(it, [])) == seeds[deep]
-    ]
-    if not shared:
-        return None
-    mean = statistics.fmean
-    rows = [(it, lrs[it], mean(curves[shallow][it]), mean(curves[deep][it])) for it in shared]
-    return DepthTrend(shallow, deep, rows)
+    return _trend(runs, resnets[0], deep or resnets[-1], key=lambda r: r.model)
 
 
-def _trend_section(trends: list[DepthTrend]) -> list[str]:
+def arm_trends(runs: list[Run]) -> list[Trend]:
+    """A study of arms over training: each arm against the reference arm, seed by seed (one
+    seed gives both the same initial weights and batches), finished or not."""
+    out = []
+    for model in dict.fromkeys(r.model for r in runs):
+        labels = sorted({r.label for r in runs if r.model == model})
+        ref = f"{model} [paper]" if f"{model} [paper]" in labels else labels[0]
+        for label in labels:
+            seeds = {r.seed for r in runs if r.label == label} & {r.seed for r in runs if r.label == ref}
+            for seed in sorted(seeds) if label != ref else ():
+                t = _trend([r for r in runs if r.seed == seed], ref, label, key=lambda r: r.label)
+                if t is not None:
+                    out.append(Trend(f"{ref} seed {seed}", f"{label} seed {seed}", t.rows))
+    return out
+
+
+def _trend_section(trends: list[Trend]) -> list[str]:
     """Each deeper ResNet against the shallowest (a line each), and the deepest's table."""
     trend = trends[-1]
-    a, b = trend.shallow, trend.deep
+    a, b = trend.ref, trend.other
     md = [
         f"## Depth over training: {b if len(trends) == 1 else 'each deeper ResNet'} against {a} "
         "(held-out error, mean over seeds, %)",
@@ -644,8 +665,10 @@ def write_report(out: str | Path) -> Path:
     md += _budget_note(runs)
     md += _unfinished_lines(runs)
     deeper = sorted({r.model for r in runs if not r.plain}, key=_order)[1:]
-    trends = [] if any(r.arm for r in runs) else [t for d in deeper if (t := depth_trend(runs, d))]
-    if trends:
+    if any(r.arm for r in runs):
+        head = "## Arms over training (held-out error, %; each seed against the reference arm's same seed)"
+        md += ["", head, "", *(f"- {t.summary()}" for t in arm_trends(runs))]
+    elif trends := [t for d in deeper if (t := depth_trend(runs, d))]:
         md += ["", *_trend_section(trends)]
     md += ["", f"## {fig_title}", "", f"![{fig_title.split(':')[0]}]({fig_name})", ""]
     if has_resp:
