@@ -325,7 +325,18 @@ def test_an_arms_report_follows_each_seed_against_the_reference_arms_same_seed(t
     _fake_run(tmp_path, "resnet56", 2, [0] * 2, [60, 31], arm="paper", finished=False)
     _fake_run(tmp_path, "resnet56", 2, [0] * 4, [47, 32, 21, 9.0], arm="bn64", finished=False)
     _fake_run(tmp_path, "resnet56", 3, [0] * 2, [55, 33], arm="fp32", finished=False)
+    # A 45k arm holds 5,000 training images out: the test set only at its end.
+    d = _fake_run(tmp_path, "resnet56", 1, [0] * 4, [5, 5, 5, 10.0], arm="45k")
+    rows = [json.loads(ln) for ln in (d / "metrics.jsonl").read_text().splitlines()]
+    for row in rows[:-1]:
+        row["val_err"] = row.pop("test_err")
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     md = write_report(tmp_path).read_text()
+    # its validation errors (5%) are not set against paper's test errors; its end is
+    assert (
+        "- resnet56 [45k] seed 1 ahead of resnet56 [paper] seed 1 from iteration 400 on "
+        "(gap -0.31 points at 400, -0.31 at 400)\n"
+    ) in md
     assert "## Arms over training" in md and "## Depth over training" not in md
     assert (
         "- resnet56 [bn64] seed 1 ahead of resnet56 [paper] seed 1 from iteration 200 on "

@@ -335,20 +335,28 @@ class Trend:
 
 def _trend(runs: list[Run], ref: str, other: str, key) -> Trend | None:
     """The runs whose ``key`` is ``ref`` against those whose key is ``other``, each side the
-    mean over its runs, at the evaluations every one of those runs has."""
+    mean over its runs, at the evaluations every one of those runs has on one split (an arm
+    with a validation split measures the test set only at its end: its other evaluations
+    are not set against another arm's test errors)."""
     curves: dict[str, dict[int, list[float]]] = {}  # key -> iteration -> [errors of each run]
+    splits: dict[int, set[str]] = {}  # iteration -> the splits measured there
     lrs = {}
     for r in runs:
         if key(r) in (ref, other):
             for m in r.metrics:
                 if (err := held_out_err(m)) is not None:
                     curves.setdefault(key(r), {}).setdefault(m["iteration"], []).append(err)
+                    splits.setdefault(m["iteration"], set()).add(
+                        "test" if m.get("test_err") is not None else "val"
+                    )
                     lrs[m["iteration"]] = m.get("lr")
     n = {k: sum(key(r) == k for r in runs) for k in (ref, other)}
     shared = [
         it
         for it in sorted(curves.get(ref, {}))
-        if len(curves[ref][it]) == n[ref] and len(curves.get(other, {}).get(it, [])) == n[other]
+        if len(curves[ref][it]) == n[ref]
+        and len(curves.get(other, {}).get(it, [])) == n[other]
+        and len(splits[it]) == 1
     ]
     if not shared:
         return None
