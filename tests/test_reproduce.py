@@ -17,6 +17,7 @@ from reslearn.reproduce import (
     verdicts,
     write_report,
 )
+from reslearn.reproduce import report as report_mod
 from reslearn.reproduce.report import plot_training_curves, stretches
 from reslearn.train import read_metrics, train
 
@@ -317,7 +318,7 @@ def test_arms_are_compared_over_the_seeds_both_finished(tmp_path):
     )
 
 
-def test_an_arms_report_follows_each_seed_against_the_reference_arms_same_seed(tmp_path):
+def test_an_arms_report_follows_each_seed_against_the_reference_arms_same_seed(tmp_path, monkeypatch):
     # Seed 1 finished in both arms; seed 2 of bn64 is two evaluations further than paper's:
     # the pair is compared where both have evaluated. fp32 has no seed that paper has.
     _fake_run(tmp_path, "resnet56", 1, [0] * 4, [50, 30, 20, 10.31], arm="paper")
@@ -346,6 +347,14 @@ def test_an_arms_report_follows_each_seed_against_the_reference_arms_same_seed(t
         "+1.00 at the end, 200)\n"
     ) in md
     assert "[fp32]" not in md.split("## Arms over training")[1]  # no seed of it to pair
+    # Figure 6 draws the 45k arm's validation curve and its test error at the end as a dot
+    figs = []
+    monkeypatch.setattr(report_mod, "_save", lambda fig, path: figs.append(fig))
+    plot_training_curves([r for r in collect_runs(tmp_path) if r.arm == "45k"], tmp_path / "f.png")
+    ax = figs[0].axes[0]
+    assert [list(ln.get_ydata()) for ln in ax.lines if ln.get_marker() == "o"] == [[10.0]]
+    assert [5, 5, 5] in [list(ln.get_ydata()) for ln in ax.lines if ln.get_linestyle() == "-"]
+    assert ax.get_legend().get_title().get_text() == "dashed: training, bold: held-out, dot: test"
 
 
 def study_argv(out, data, models="cifar_plain8,cifar_resnet8", study="cifar", *more):

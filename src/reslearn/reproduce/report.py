@@ -450,6 +450,7 @@ def plot_training_curves(runs: list[Run], path: Path) -> list[str]:
     fig, axes = plt.subplots(1, len(kinds), figsize=(6.5 * len(kinds), 4.8), sharey=True, squeeze=False)
     axes = axes[0]
     titles = ["plain networks" if plain else "ResNets" for plain in kinds]
+    dots = False
     for ax, plain, title in zip(axes, kinds, titles):
         seen = set()
         for r in sorted((r for r in runs if r.plain == plain), key=lambda r: _order(r.model)):
@@ -459,15 +460,19 @@ def plot_training_curves(runs: list[Run], path: Path) -> list[str]:
             seen.add(r.label)
             ax.plot(it, [m["train_err"] for m in r.metrics], "--", color=c, lw=1.2)
             te = [(m["iteration"], m["test_err"]) for m in r.metrics if m.get("test_err") is not None]
-            if not te:  # with a validation split, the held-out curve stands in
-                te = [(m["iteration"], m["val_err"]) for m in r.metrics if "val_err" in m]
-            if te:
+            va = [(m["iteration"], m["val_err"]) for m in r.metrics if m.get("val_err") is not None]
+            if len(te) < 2 and va:  # a validation split: its curve stands in, the test error at the end a dot
+                ax.plot(*zip(*va), "-", color=c, lw=2.2, label=label)
+                if te:
+                    ax.plot(*zip(*te), "o", color=c, ms=5)
+                    dots = True
+            elif te:
                 ax.plot(*zip(*te), "-", color=c, lw=2.2, label=label)
         ax.set_title(title)
         ax.set_xlabel("iterations")
         ax.grid(alpha=0.3)
         if seen:
-            ax.legend(title="dashed: training, bold: held-out")
+            ax.legend(title="dashed: training, bold: held-out" + (", dot: test" if dots else ""))
     axes[0].set_ylabel("error (%)")
     _save(fig, path)
     return titles
