@@ -205,8 +205,9 @@ def _seed_note(a: ModelSummary, b: ModelSummary, which: str) -> str:
 def arm_verdicts(summary: dict[str, ModelSummary]) -> list[str]:
     """A study of arms: each arm against the reference arm ("paper" if there is one, else
     the first by name) for each net, over the seeds finished in both (paired: a seed gives
-    both arms the same initial weights and batches, and a seed finished in one arm only
-    would compare one seed's luck with another's), each seed's difference, the seed range."""
+    both arms the same initial weights and, on the same images, the same batches; a seed
+    finished in one arm only would set one seed's luck against another's), each seed's
+    difference, the seed range."""
     lines = []
     for model in dict.fromkeys(s.model for s in summary.values()):
         arms = {s.label: s for s in summary.values() if s.model == model and s.test_errs}
@@ -375,7 +376,7 @@ def depth_trend(runs: list[Run], deep: str | None = None) -> Trend | None:
 
 def arm_trends(runs: list[Run]) -> list[Trend]:
     """A study of arms over training: each arm against the reference arm, seed by seed (one
-    seed gives both the same initial weights and batches), finished or not."""
+    seed gives both the same initial weights), finished or not."""
     out = []
     for model in dict.fromkeys(r.model for r in runs):
         labels = sorted({r.label for r in runs if r.model == model})
