@@ -214,9 +214,14 @@ def arm_verdicts(summary: dict[str, ModelSummary]) -> list[str]:
         if len(arms) < 2:
             lines.append(f"{model}: arms not compared yet (need two finished arms)")
             continue
-        ref = arms.get(f"{model} [paper]") or arms[min(arms)]
+        ref = arms[_reference_arm(model, arms)]
         lines += [_arm_line(s, ref) for s in arms.values() if s is not ref]
     return lines
+
+
+def _reference_arm(model: str, labels) -> str:
+    """The arm the others are set against: "paper" where the study has it, else the first by name."""
+    return f"{model} [paper]" if f"{model} [paper]" in labels else min(labels)
 
 
 def _arm_line(arm: ModelSummary, ref: ModelSummary) -> str:
@@ -380,7 +385,7 @@ def arm_trends(runs: list[Run]) -> list[Trend]:
     out = []
     for model in dict.fromkeys(r.model for r in runs):
         labels = sorted({r.label for r in runs if r.model == model})
-        ref = f"{model} [paper]" if f"{model} [paper]" in labels else labels[0]
+        ref = _reference_arm(model, labels)
         for label in labels:
             seeds = {r.seed for r in runs if r.label == label} & {r.seed for r in runs if r.label == ref}
             for seed in sorted(seeds) if label != ref else ():
